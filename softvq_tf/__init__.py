@@ -1,0 +1,3 @@
+"""softvq_tf: soft vector-quantized autoencoders (Wu & Flierl, AAAI 2020) in Keras 3 / TensorFlow."""
+
+__version__ = "0.1.0"

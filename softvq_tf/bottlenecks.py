@@ -1,0 +1,320 @@
+"""The six autoencoder bottlenecks compared by Wu & Flierl (AAAI 2020).
+
+Every bottleneck is a Keras layer called as ``layer(z_e, head)``: ``z_e`` is the
+encoder's code ``[B, d]`` (the latent every downstream probe uses) and ``head``
+is the encoder's second linear head, whose meaning depends on the bottleneck
+(``head_units`` says how wide it must be; ``None`` when unused). The layer
+returns the decoder input ``[B, d]`` and adds its own regulariser with
+``add_loss``. Quantizers also keep codebook-usage metrics, aggregated over the
+whole epoch and, under ``tf.distribute``, over every replica.
+"""
+
+import keras
+import tensorflow as tf
+
+PACKAGE = "softvq_tf"
+
+
+def _squared_norm(x):
+    """Per-sample squared L2 norm, averaged over the batch: ``mean_b ||x_b||^2``."""
+    return tf.reduce_mean(tf.reduce_sum(tf.square(x), axis=-1))
+
+
+class _CodebookCounts(keras.metrics.Metric):
+    """Accumulates per-codeword mass ``[K]``; summed over batches and replicas."""
+
+    def __init__(self, num_codewords, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.num_codewords = int(num_codewords)
+        self.counts = self.add_variable(
+            shape=(self.num_codewords,), initializer="zeros", name="counts", aggregation="sum"
+        )
+
+    def reset_state(self):
+        self.counts.assign(tf.zeros_like(self.counts))
+
+    def get_config(self):
+        return {**super().get_config(), "num_codewords": self.num_codewords}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CodebookPerplexity(_CodebookCounts):
+    """``exp(-sum_k p_k log p_k)`` of the average assignment probabilities.
+
+    Equals K when every codeword is used equally and 1 when one codeword takes
+    everything (as in Sonnet's VQ-VAE, but over the epoch, not one batch).
+    """
+
+    def update_state(self, probs, sample_weight=None):
+        self.counts.assign_add(tf.reduce_sum(tf.cast(probs, self.dtype), axis=0))
+
+    def result(self):
+        p = self.counts / tf.maximum(tf.reduce_sum(self.counts), 1e-12)
+        return tf.exp(-tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p), p)))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CodewordsInUse(_CodebookCounts):
+    """How many codewords were the most probable one for at least one sample."""
+
+    def update_state(self, probs, sample_weight=None):
+        hard = tf.one_hot(tf.argmax(probs, axis=-1), self.num_codewords, dtype=self.dtype)
+        self.counts.assign_add(tf.reduce_sum(hard, axis=0))
+
+    def result(self):
+        return tf.reduce_sum(tf.cast(self.counts > 0, self.dtype))
+
+
+class Bottleneck(keras.layers.Layer):
+    """Base class: maps ``(z_e [B, d], head [B, head_units] or None)`` to the decoder input."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.regularizer_loss = keras.metrics.Mean(name="bottleneck_loss")
+
+    def head_units(self, latent_dim):
+        """Width of the encoder's second head this bottleneck needs (0: none)."""
+        return 0
+
+    def _add_regularizer(self, loss):
+        self.add_loss(loss)
+        self.regularizer_loss.update_state(loss)
+
+    def compute_output_shape(self, z_e_shape):
+        return z_e_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IdentityBottleneck(Bottleneck):
+    """Plain autoencoder: the decoder sees ``z_e`` itself; no regulariser."""
+
+    def call(self, z_e, head=None, training=None):
+        return z_e
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GaussianBottleneck(Bottleneck):
+    """VAE / beta-VAE: ``z = mu + exp(logvar / 2) * eps`` with ``beta * KL(q || N(0, I))``.
+
+    ``z_e`` is the posterior mean ``mu``; the head is ``log sigma^2``. At
+    inference the decoder gets the mean.
+    """
+
+    def __init__(self, beta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.beta = float(beta)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    def head_units(self, latent_dim):
+        return latent_dim
+
+    @staticmethod
+    def kl_divergence(mu, logvar):
+        """Closed-form ``KL(N(mu, exp(logvar)) || N(0, I))`` per sample, ``[B]``."""
+        return -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=-1)
+
+    def call(self, z_e, head=None, training=None):
+        self._add_regularizer(self.beta * tf.reduce_mean(self.kl_divergence(z_e, head)))
+        if not training:
+            return z_e
+        eps = keras.random.normal(tf.shape(z_e), seed=self.seed_generator)
+        return z_e + tf.exp(0.5 * head) * eps
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InformationDropout(Bottleneck):
+    """Information dropout (Achille & Soatto): ``z = z_e * exp(alpha * eps)``.
+
+    ``alpha = alpha_max * sigmoid(head)`` lies in ``(0, alpha_max]``; the
+    regulariser is ``weight * mean(-log(alpha / alpha_max + 1e-3))`` as in the
+    original notebooks. At inference the decoder gets ``z_e``.
+    """
+
+    def __init__(self, alpha_max=0.7, weight=0.5, **kwargs):
+        super().__init__(**kwargs)
+        if not alpha_max > 0:
+            raise ValueError(f"alpha_max must be > 0, got {alpha_max}")
+        self.alpha_max = float(alpha_max)
+        self.weight = float(weight)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    def head_units(self, latent_dim):
+        return latent_dim
+
+    def dropout_rate(self, head):
+        """``alpha [B, d]`` in ``(0, alpha_max]``."""
+        return self.alpha_max * tf.sigmoid(head)
+
+    def call(self, z_e, head=None, training=None):
+        alpha = self.dropout_rate(head)
+        self._add_regularizer(
+            self.weight * tf.reduce_mean(-tf.math.log(alpha / self.alpha_max + 1e-3))
+        )
+        if not training:
+            return z_e
+        eps = keras.random.normal(tf.shape(z_e), seed=self.seed_generator)
+        return z_e * tf.exp(alpha * eps)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_max": self.alpha_max, "weight": self.weight}
+
+
+class _Quantizer(Bottleneck):
+    """Shared codebook ``[d, K]``, distances, the VQ loss and usage metrics."""
+
+    def __init__(self, num_codewords, commitment=2.5, weight=3.0, codebook_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_codewords) < 1:
+            raise ValueError(f"num_codewords (K) must be >= 1, got {num_codewords}")
+        if commitment < 0 or weight < 0:
+            raise ValueError(f"commitment and weight must be >= 0, got {commitment}, {weight}")
+        self.num_codewords = int(num_codewords)
+        self.commitment = float(commitment)
+        self.weight = float(weight)
+        # Uniform unit scaling: U[-sqrt(3/d), sqrt(3/d)] on the [d, K] codebook.
+        self.codebook_initializer = keras.initializers.get(
+            codebook_initializer
+            or keras.initializers.VarianceScaling(1.0, mode="fan_in", distribution="uniform", seed=self.seed)
+        )
+        self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
+        self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
+
+    def build(self, z_e_shape):
+        latent_dim = int(z_e_shape[-1])
+        self.codebook = self.add_weight(
+            shape=(latent_dim, self.num_codewords),
+            initializer=self.codebook_initializer,
+            name="codebook",
+        )
+
+    def distances(self, z):
+        """Squared distances ``||z - e_k||^2``, ``[B, K]``, as ``|z|^2 - 2 z.e + |e|^2``."""
+        z = tf.convert_to_tensor(z, self.compute_dtype)
+        codebook = tf.cast(self.codebook, z.dtype)
+        z_sq = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)  # [B, 1]
+        e_sq = tf.reduce_sum(tf.square(codebook), axis=0, keepdims=True)  # [1, K]
+        return z_sq - 2.0 * tf.matmul(z, codebook) + e_sq  # [B, K]
+
+    def nearest_codeword_indices(self, z):
+        """``argmin_k ||z - e_k||^2``, ``[B]``."""
+        return tf.argmin(self.distances(z), axis=-1)
+
+    def _quantize(self, z_e, head, training):
+        """Return ``(z_q [B, d], assignment probabilities [B, K])``."""
+        raise NotImplementedError
+
+    def call(self, z_e, head=None, training=None):
+        z_q, probs = self._quantize(z_e, head, training)
+        # Eq. (27): the codebook term moves z_q towards sg(z_e); the commitment
+        # term moves z_e towards sg(z_q).
+        self._add_regularizer(
+            self.weight
+            * (
+                _squared_norm(tf.stop_gradient(z_e) - z_q)
+                + self.commitment * _squared_norm(z_e - tf.stop_gradient(z_q))
+            )
+        )
+        self.perplexity.update_state(probs)
+        self.codewords_in_use.update_state(probs)
+        # Straight-through estimator: forward value z_q, gradient copied to z_e.
+        return z_e + tf.stop_gradient(z_q - z_e)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_codewords": self.num_codewords,
+            "commitment": self.commitment,
+            "weight": self.weight,
+            "codebook_initializer": keras.initializers.serialize(self.codebook_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VectorQuantizer(_Quantizer):
+    """Hard VQ-VAE bottleneck (van den Oord et al. 2017): nearest codeword ``e_k*``."""
+
+    def _quantize(self, z_e, head, training):
+        indices = self.nearest_codeword_indices(z_e)  # [B]
+        z_q = tf.gather(tf.transpose(self.codebook), indices)  # [B, d]
+        return z_q, tf.one_hot(indices, self.num_codewords, dtype=z_q.dtype)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftVectorQuantizer(_Quantizer):
+    """Soft VQ-VAE bottleneck: the Bayesian estimator of Wu & Flierl (2020).
+
+    With a Gaussian of mean ``e_k`` and per-sample std ``sigma_k = exp(s_k)``
+    around each codeword (``s = head``, ``[B, K]``), the posterior-mean
+    estimate of the (optionally noisy) code ``z'_e = z_e + n`` is
+
+        z_q = sum_k p_k e_k,   p_k = softmax_k(-0.5 * exp(-2 s_k) * ||z'_e - e_k||^2 + c * s_k)
+
+    (paper eqs. 21-24; ``c = +1`` mirrors the authors' notebooks, ``c = -d`` is
+    the textbook Gaussian likelihood, ``likelihood="gaussian"``). The weights
+    are computed in log space, so no finite input gives NaN or inf; as every
+    ``sigma -> 0`` this becomes the hard quantizer. The loss is eq. (27).
+    """
+
+    def __init__(self, num_codewords, noise_std=0.0, likelihood="original", **kwargs):
+        super().__init__(num_codewords, **kwargs)
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if likelihood not in ("original", "gaussian"):
+            raise ValueError(f"likelihood must be 'original' or 'gaussian', got {likelihood!r}")
+        self.noise_std = float(noise_std)
+        self.likelihood = likelihood
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    def head_units(self, latent_dim):
+        return self.num_codewords
+
+    def posterior(self, z, log_sigma):
+        """Posterior codeword probabilities ``p [B, K]`` for codes ``z [B, d]``."""
+        distances = tf.maximum(self.distances(z), 0.0)  # [B, K]; the expansion can dip below 0
+        log_sigma = tf.cast(log_sigma, distances.dtype)
+        # 0.5 * D / sigma^2 = 0.5 * exp(log D - 2 s); capping the exponent keeps
+        # it finite for any finite input (exp(80) ~ 5.5e34 fits in float32).
+        scaled = tf.exp(tf.minimum(tf.math.log(distances + 1e-30) - 2.0 * log_sigma, 80.0))
+        norm = log_sigma if self.likelihood == "original" else -float(z.shape[-1]) * log_sigma
+        return tf.nn.softmax(-0.5 * scaled + norm, axis=-1)
+
+    def _quantize(self, z_e, head, training):
+        z_noisy = z_e
+        if training and self.noise_std > 0:
+            z_noisy = z_e + self.noise_std * keras.random.normal(tf.shape(z_e), seed=self.seed_generator)
+        probs = self.posterior(z_noisy, head)  # [B, K]
+        z_q = tf.matmul(probs, self.codebook, transpose_b=True)  # [B, d]
+        return z_q, probs
+
+    def get_config(self):
+        return {**super().get_config(), "noise_std": self.noise_std, "likelihood": self.likelihood}
+
+
+BOTTLENECKS = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
+
+
+def make_bottleneck(name, *, num_codewords=None, beta=None, vq_weight=None, noise_std=0.0, likelihood="original", seed=None):
+    """Build the bottleneck layer called ``name`` (one of ``BOTTLENECKS``)."""
+    if name == "ae":
+        return IdentityBottleneck(seed=seed, name="bottleneck")
+    if name in ("vae", "beta_vae"):
+        return GaussianBottleneck(beta=beta, seed=seed, name="bottleneck")
+    if name == "info_dropout":
+        return InformationDropout(seed=seed, name="bottleneck")
+    if name == "vq":
+        return VectorQuantizer(num_codewords, commitment=beta, weight=vq_weight, seed=seed, name="bottleneck")
+    if name == "soft_vq":
+        return SoftVectorQuantizer(
+            num_codewords, commitment=beta, weight=vq_weight, noise_std=noise_std, likelihood=likelihood,
+            seed=seed, name="bottleneck"
+        )
+    raise ValueError(f"unknown bottleneck {name!r}; choose one of {', '.join(BOTTLENECKS)}")

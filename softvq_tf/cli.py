@@ -1,0 +1,49 @@
+"""Command-line front end of ``train.py``: flags -> RunConfig -> ``training.train``."""
+
+import argparse
+import os
+
+from softvq_tf.bottlenecks import BOTTLENECKS
+from softvq_tf.config import DATASETS, DISTRIBUTE, resolve_config
+
+
+def train_parser():
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train an autoencoder with one of six bottlenecks; defaults come from the paper's preset for --dataset.",
+    )
+    p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default: digits, bundled)")
+    p.add_argument("--data-dir", help="folder with the data set's standard files instead of TensorFlow Datasets")
+    p.add_argument("--bottleneck", default="soft_vq", help=f"one of {', '.join(BOTTLENECKS)} (default: soft_vq)")
+    p.add_argument("--K", dest="num_codewords", type=int, help="codebook size (vq, soft_vq)")
+    p.add_argument("--latent-dim", type=int, help="d, the size of z_e")
+    p.add_argument("--beta", type=float, help="KL weight (vae, beta_vae) or commitment weight (vq, soft_vq)")
+    p.add_argument("--vq-weight", type=float, help="w, the weight of the whole VQ loss")
+    p.add_argument("--noise-std", type=float, help="std of the noise added to z_e before soft quantization (training only)")
+    p.add_argument("--likelihood", choices=("original", "gaussian"), help="soft VQ weights: the notebooks' (+s_k) or textbook (-d s_k)")
+    p.add_argument("--steps", type=int, help="training iterations")
+    p.add_argument("--batch-size", type=int, help="global batch size (default 32)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 3e-4)")
+    p.add_argument("--seed", type=int, help="seed for initialisation, shuffling and noise (default 0)")
+    p.add_argument("--validation-split", type=float, help="hold out this fraction of train; probes then use it as the test set")
+    p.add_argument("--steps-per-execution", type=int, help="training steps per call into the TF graph")
+    p.add_argument("--jit-compile", action="store_true", default=None, help="compile the train step with XLA")
+    p.add_argument("--checkpoint-every", type=int, help="steps between epoch ends (logs, checkpoints, backups)")
+    p.add_argument("--distribute", choices=DISTRIBUTE, help="tf.distribute strategy (default auto: mirrored over several GPUs)")
+    p.add_argument("--out", help="folder for runs (default runs/)")
+    p.add_argument("--name", help="run directory name (default from dataset, bottleneck, d, K, seed)")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    return p
+
+
+def main(argv=None):
+    args = vars(train_parser().parse_args(argv))
+    quiet = args.pop("quiet")
+    config = resolve_config(args.pop("dataset"), args.pop("bottleneck"), **args)
+    print("settings:", ", ".join(f"{k}={v}" for k, v in sorted(vars(config).items())), flush=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from softvq_tf.training import train  # TensorFlow loads here, after the flags are checked
+
+    run_dir = train(config, verbose=2 if quiet else 1)
+    print(f"done: {run_dir} (encoder SavedModel in {os.path.join(run_dir, 'encoder')})")
+    return 0

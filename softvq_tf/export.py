@@ -1,0 +1,60 @@
+"""Export the encoder as a self-contained SavedModel.
+
+``serving_default`` maps raw images exactly as the data set stores them
+(``uint8 [B, H, W, C]``) to ``{"z_e": [B, d]}``; the preprocessing lives inside
+the graph, so the export loads with plain ``tf.saved_model.load`` in a process
+that never imports softvq_tf. The directory is written under a temporary name
+and renamed when complete.
+"""
+
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from softvq_tf.data import preprocess
+
+
+def export_encoder(model, config, path):
+    """Write ``model``'s encoder to ``path`` (a directory) atomically."""
+    archive = keras.export.ExportArchive()
+    archive.track(model.encoder)
+
+    def serve(images):
+        z_e, _ = model.encode(preprocess(images, config.pixel_max, config.pixel_offset), training=False)
+        return {"z_e": z_e}
+
+    archive.add_endpoint(
+        "serve", serve, input_signature=[tf.TensorSpec([None, *config.image_shape], tf.uint8, name="images")]
+    )
+    tmp = f"{path}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    archive.write_out(tmp, verbose=False)
+    replace_dir(tmp, path)
+    return path
+
+
+def replace_dir(src, dst):
+    """Move directory ``src`` to ``dst``, replacing it; ``dst`` is never half-written."""
+    if os.path.exists(dst):
+        old = f"{dst}.old-{os.getpid()}"
+        os.rename(dst, old)
+        os.rename(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(src, dst)
+
+
+def load_encoder(path):
+    """Load an exported encoder; returns a function ``uint8 images -> z_e`` (NumPy)."""
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+
+    def encode(images, batch_size=1024):
+        import numpy as np
+
+        chunks = [serve(images=tf.constant(images[i : i + batch_size]))["z_e"].numpy() for i in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+    return encode

@@ -1,0 +1,66 @@
+"""The autoencoder: encoder -> bottleneck -> decoder, trained by ``model.fit``.
+
+The loss is the reconstruction term plus whatever the bottleneck adds with
+``add_loss``. The reconstruction term is the original notebooks' normalised
+MSE, ``mean((x_hat - x)^2) / var(x_train)``, times ``reconstruction_scale``
+(the input size for the VAE family and information dropout).
+"""
+
+import keras
+import tensorflow as tf
+
+from softvq_tf.bottlenecks import PACKAGE
+from softvq_tf.networks import build_decoder, build_encoder
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Autoencoder(keras.Model):
+    """An autoencoder that differs from its siblings only in ``bottleneck``."""
+
+    def __init__(self, network, image_shape, latent_dim, bottleneck, reconstruction_scale=1.0, data_variance=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if data_variance <= 0:
+            raise ValueError(f"data_variance must be > 0, got {data_variance}")
+        self.network = network
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = int(latent_dim)
+        self.reconstruction_scale = float(reconstruction_scale)
+        self.data_variance = float(data_variance)
+        if isinstance(bottleneck, dict):
+            bottleneck = keras.saving.deserialize_keras_object(bottleneck)
+        self.bottleneck = bottleneck
+        self.encoder = build_encoder(network, self.image_shape, self.latent_dim, bottleneck.head_units(self.latent_dim))
+        self.decoder = build_decoder(network, self.image_shape, self.latent_dim)
+        self.reconstruction_loss = keras.metrics.Mean(name="reconstruction_loss")
+
+    def encode(self, images, training=False):
+        """Return ``(z_e [B, d], head [B, h] or None)``."""
+        outputs = self.encoder(images, training=training)
+        return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs, None)
+
+    def call(self, images, training=None):
+        z_e, head = self.encode(images, training=training)
+        return self.decoder(self.bottleneck(z_e, head, training=training), training=training)
+
+    def reconstruction_term(self, images, reconstructions):
+        """Scaled normalised MSE, averaged over this replica's batch."""
+        return self.reconstruction_scale * tf.reduce_mean(tf.square(reconstructions - images)) / self.data_variance
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        reconstruction = self.reconstruction_term(x if y is None else y, y_pred)
+        self.reconstruction_loss.update_state(reconstruction)
+        total = tf.add_n([reconstruction, *self.losses])
+        # Gradients are summed over replicas: scale each replica's mean so the
+        # sum is the global mean, as Keras does for compiled losses.
+        return total / tf.distribute.get_strategy().num_replicas_in_sync
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "network": self.network,
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "bottleneck": keras.saving.serialize_keras_object(self.bottleneck),
+            "reconstruction_scale": self.reconstruction_scale,
+            "data_variance": self.data_variance,
+        }

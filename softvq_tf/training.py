@@ -1,0 +1,256 @@
+"""Train one autoencoder with ``model.fit`` under a ``tf.distribute`` strategy.
+
+``train(config)`` is what ``train.py`` calls: it resolves the strategy, loads
+the data, builds and fits the model with Keras callbacks (progress bar,
+TensorBoard, checkpoints, BackupAndRestore, NaN guard), then writes the run
+directory (see ``softvq_tf.rundir``). Running the same command again after a
+kill resumes from the last backup.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from softvq_tf import rundir
+from softvq_tf.bottlenecks import make_bottleneck
+from softvq_tf.config import RunConfig
+from softvq_tf.data import load_splits, preprocess
+from softvq_tf.errors import TrainingError, UsageError
+from softvq_tf.export import export_encoder
+from softvq_tf.model import Autoencoder
+
+
+def make_strategy(mode):
+    """``auto``: MirroredStrategy over several GPUs, else the default strategy.
+
+    ``mirrored`` mirrors over every GPU, or every logical CPU device when there
+    is no GPU (useful for tests); ``multi_worker`` reads ``TF_CONFIG``.
+    """
+    if mode == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UsageError("--distribute multi_worker needs TF_CONFIG (cluster and task) in the environment; see the README")
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except ValueError:
+            raise UsageError("TF_CONFIG is not valid JSON") from None
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if mode == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if mode == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Only the chief writes the run directory (multi-worker: task 0 of ``worker``, or ``chief``)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def epoch_length(config, n_train):
+    """Steps per Keras epoch (the logging and checkpoint period): a divisor of ``steps``.
+
+    Aims at one pass over the data (at least 250 steps, so that small data sets
+    do not spend their time in callbacks); a multiple of ``steps_per_execution``.
+    """
+    if config.checkpoint_every:
+        period = config.checkpoint_every
+        if config.steps % period:
+            raise UsageError(f"--checkpoint-every {period} must divide --steps {config.steps}")
+        return period
+    target = max(250, n_train // config.batch_size)
+    k = config.steps_per_execution
+    candidates = [p for p in range(k, config.steps + 1, k) if config.steps % p == 0 and p <= target]
+    return max(candidates) if candidates else config.steps
+
+
+def make_dataset(images, config, seed):
+    """Infinite shuffled batches of preprocessed images (``tf.data``: shuffle, batch, prefetch)."""
+    ds = tf.data.Dataset.from_tensor_slices(images)
+    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(config.batch_size, drop_remainder=True)
+    ds = ds.map(lambda x: preprocess(x, config.pixel_max, config.pixel_offset), num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    # Each worker reads the in-memory array; DATA sharding splits its batches.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def build_model(config, data_variance):
+    bottleneck = make_bottleneck(
+        config.bottleneck,
+        num_codewords=config.num_codewords,
+        beta=config.beta,
+        vq_weight=config.vq_weight,
+        noise_std=config.noise_std,
+        likelihood=config.likelihood,
+        seed=config.seed,
+    )
+    return Autoencoder(
+        config.network,
+        config.image_shape,
+        config.latent_dim,
+        bottleneck,
+        reconstruction_scale=config.reconstruction_scale,
+        data_variance=data_variance,
+        name="autoencoder",
+    )
+
+
+class NaNGuard(keras.callbacks.TerminateOnNaN):
+    """Keras's TerminateOnNaN that also remembers the step where the loss broke."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step = None
+        self._epoch = 0
+        self.steps_per_epoch = 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)) and self.bad_step is None:
+            self.bad_step = self._epoch * self.steps_per_epoch + batch + 1
+        super().on_train_batch_end(batch, logs)
+
+
+def _prepare_run_dir(config):
+    """Create the run directory, or check that an unfinished one belongs to this config."""
+    path = config.run_dir
+    config_path = os.path.join(path, "config.json")
+    if rundir.is_complete(path):
+        raise UsageError(f"run {path} is already complete; choose another --name or delete it")
+    if os.path.exists(config_path):
+        previous = rundir.read_json(config_path)
+        current = json.loads(config.to_json())
+        changed = sorted(k for k in current if previous.get(k) != current[k] and k not in ("distribute",))
+        if changed:
+            raise UsageError(f"{path} holds an unfinished run with other settings ({', '.join(changed)}); choose another --name")
+    os.makedirs(path, exist_ok=True)
+    rundir.write_atomic(config_path, config.to_json() + "\n")
+
+
+def save_reconstruction_figure(model, images, config, path, n=10):
+    """Originals (top row) above their reconstructions (bottom row), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = preprocess(images[:n], config.pixel_max, config.pixel_offset)
+    x_hat = model(x, training=False).numpy()
+    lo, hi = config.pixel_offset, config.pixel_offset + 1.0
+    fig, axes = plt.subplots(2, n, figsize=(n, 2.2))
+    for row, batch in enumerate((x.numpy(), x_hat)):
+        for i in range(n):
+            img = np.clip((batch[i] - lo) / (hi - lo), 0, 1)
+            axes[row, i].imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
+            axes[row, i].axis("off")
+    fig.suptitle(f"{config.dataset} {config.bottleneck}: originals (top), reconstructions (bottom)", fontsize=8)
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def train(config: RunConfig, verbose=1, log=print):
+    """Train, then write the complete run directory; returns its path."""
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.distribute)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas; use a multiple of {replicas}")
+    chief = is_chief(strategy)
+
+    splits = load_splits(config.dataset, config.data_dir, config.validation_split, config.seed)
+    data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
+    steps_per_epoch = epoch_length(config, len(splits.x_train))
+    epochs = config.steps // steps_per_epoch
+    if chief:
+        _prepare_run_dir(config)
+    # Non-chief workers keep their backups out of the run directory.
+    work_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="softvq-worker-")
+    log(f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_test)} test), "
+        f"{config.bottleneck}, {replicas} replica(s), {epochs} x {steps_per_epoch} steps -> {config.run_dir}")
+
+    with strategy.scope():
+        model = build_model(config, data_variance)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.lr),
+            steps_per_execution=config.steps_per_execution,
+            jit_compile=config.jit_compile,
+        )
+        model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
+    nan_guard = NaNGuard()
+    nan_guard.steps_per_epoch = steps_per_epoch
+    callbacks = [
+        nan_guard,
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+    ]
+    if chief:
+        os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(work_dir, "checkpoints", "best.weights.h5"),
+                monitor="loss", save_best_only=True, save_weights_only=True,
+            ),
+            keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
+        ]
+    start = time.time()
+    history = model.fit(
+        make_dataset(splits.x_train, config, config.seed),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+    )
+    seconds = time.time() - start
+    if nan_guard.bad_step is not None:
+        raise TrainingError(
+            f"loss became NaN or inf at step {nan_guard.bad_step}; training stopped, the last good weights are in "
+            f"{os.path.join(config.run_dir, 'checkpoints', 'best.weights.h5')}; try a lower --lr"
+        )
+    if not chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return config.run_dir
+    _write_outputs(model, config, splits, history.history, seconds, steps_per_epoch)
+    return config.run_dir
+
+
+def _write_outputs(model, config, splits, history, seconds, steps_per_epoch):
+    path = config.run_dir
+    rundir.write_json(
+        os.path.join(path, "history.json"),
+        {
+            "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+            "seconds_this_session": seconds,
+            "steps": config.steps,
+            "steps_per_epoch": steps_per_epoch,
+            "data_variance": model.data_variance,
+            "config": dataclasses.asdict(config),
+        },
+    )
+    save_reconstruction_figure(model, splits.x_test, config, os.path.join(path, "reconstructions.png"))
+    model_path = os.path.join(path, "autoencoder.keras")
+    tmp = f"{model_path}.tmp-{os.getpid()}.keras"
+    model.save(tmp)
+    os.replace(tmp, model_path)
+    export_encoder(model, config, os.path.join(path, "encoder"))  # last: marks the run complete
