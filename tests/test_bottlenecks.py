@@ -1,0 +1,200 @@
+"""The bottleneck layers against small NumPy references."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from softvq_tf.bottlenecks import (
+    BOTTLENECKS,
+    CodebookPerplexity,
+    CodewordsInUse,
+    GaussianBottleneck,
+    InformationDropout,
+    SoftVectorQuantizer,
+    VectorQuantizer,
+    make_bottleneck,
+)
+
+B, D, K = 6, 4, 5
+
+
+def _inputs(seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(B, D)).astype(np.float32) * scale
+
+
+def _built(layer, z, head=None):
+    layer(tf.constant(z), None if head is None else tf.constant(head))
+    return layer
+
+
+def _numpy_soft_weights(z, codebook, log_sigma):
+    d2 = ((z[:, :, None] - codebook[None, :, :]) ** 2).sum(1)  # [B, K]
+    logits = -0.5 * np.exp(-2 * log_sigma) * d2 + log_sigma
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(1, keepdims=True)
+
+
+def test_hard_vq_returns_nearest_codeword():
+    z = _inputs()
+    layer = _built(VectorQuantizer(K, seed=1), z)
+    codebook = layer.codebook.numpy()  # [D, K]
+    nearest = ((z[:, :, None] - codebook[None]) ** 2).sum(1).argmin(1)
+    np.testing.assert_allclose(layer(tf.constant(z)).numpy(), codebook[:, nearest].T, atol=1e-6)
+    np.testing.assert_array_equal(layer.nearest_codeword_indices(z).numpy(), nearest)
+
+
+@pytest.mark.parametrize("cls", [VectorQuantizer, SoftVectorQuantizer])
+def test_straight_through_gradient_is_identity(cls):
+    z = tf.constant(_inputs())
+    head = tf.zeros([B, K])
+    layer = cls(K, seed=1)
+    upstream = tf.constant(np.random.default_rng(3).normal(size=(B, D)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        out = layer(z, head if cls is SoftVectorQuantizer else None)
+        decoder_side = tf.reduce_sum(out * upstream)
+    np.testing.assert_allclose(tape.gradient(decoder_side, z).numpy(), upstream.numpy(), atol=1e-6)
+
+
+def test_hard_vq_codebook_gradient_comes_only_from_codebook_term():
+    z = _inputs()
+    w, beta = 3.0, 2.5
+    layer = _built(VectorQuantizer(K, commitment=beta, weight=w, seed=1), z)
+    with tf.GradientTape(persistent=True) as tape:
+        out = layer(tf.constant(z))
+        loss = tf.add_n(layer.losses)
+        decoder_side = tf.reduce_sum(out**2)
+    assert tape.gradient(decoder_side, layer.codebook) is None or not np.any(tape.gradient(decoder_side, layer.codebook))
+    codebook = layer.codebook.numpy()
+    nearest = ((z[:, :, None] - codebook[None]) ** 2).sum(1).argmin(1)
+    expected = np.zeros_like(codebook)
+    for b, k in enumerate(nearest):  # d/de_k of w * mean_b ||z_b - e_k||^2; the commitment term is stopped
+        expected[:, k] += w * 2 * (codebook[:, k] - z[b]) / B
+    np.testing.assert_allclose(tape.gradient(loss, layer.codebook).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_soft_vq_matches_numpy_reference():
+    z = _inputs()
+    log_sigma = np.random.default_rng(1).normal(size=(B, K)).astype(np.float32) * 0.5
+    layer = _built(SoftVectorQuantizer(K, seed=2), z, log_sigma)
+    codebook = layer.codebook.numpy()
+    p = _numpy_soft_weights(z.astype(np.float64), codebook.astype(np.float64), log_sigma.astype(np.float64))
+    np.testing.assert_allclose(layer.posterior(z, log_sigma).numpy(), p, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layer(tf.constant(z), tf.constant(log_sigma)).numpy(), p @ codebook.T, rtol=1e-4, atol=1e-5)
+    w, beta = layer.weight, layer.commitment
+    zq = p @ codebook.T
+    expected_loss = w * (1 + beta) * ((z - zq) ** 2).sum(1).mean()
+    np.testing.assert_allclose(float(tf.add_n(layer.losses)), expected_loss, rtol=1e-4)
+
+
+@pytest.mark.parametrize("likelihood", ["original", "gaussian"])
+def test_soft_vq_stays_finite_for_extreme_inputs(likelihood):
+    layer = SoftVectorQuantizer(K, likelihood=likelihood, seed=0)
+    z = tf.constant(np.array([[0.0] * D, [1e3 / np.sqrt(D)] * D, [-700.0] * D], np.float32))  # distances up to ~1e6
+    z = tf.concat([z] * 7, axis=0)
+    log_sigma = tf.constant(np.linspace(-20, 20, 21 * K).reshape(21, K).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch([z, log_sigma])
+        out = layer(z, log_sigma, training=True)
+        loss = tf.add_n(layer.losses) + tf.reduce_sum(out)
+    assert np.all(np.isfinite(layer.distances(z).numpy())) and layer.distances(z).numpy().max() > 1e6 * 0.9
+    assert np.all(np.isfinite(out.numpy())) and np.isfinite(float(loss))
+    for g in tape.gradient(loss, [z, log_sigma, layer.codebook]):
+        assert np.all(np.isfinite(g.numpy()))
+
+
+def test_soft_vq_tends_to_hard_vq_as_sigma_vanishes():
+    z = _inputs()
+    soft = _built(SoftVectorQuantizer(K, seed=1), z, np.zeros((B, K), np.float32))
+    hard = _built(VectorQuantizer(K, seed=1), z)
+    hard.codebook.assign(soft.codebook)
+    errors = [
+        np.abs(soft(tf.constant(z), tf.fill([B, K], s)).numpy() - hard(tf.constant(z)).numpy()).max() for s in (0.0, -2.0, -10.0)
+    ]
+    assert errors[0] > errors[-1] and errors[-1] < 1e-5
+
+
+def test_vae_kl_matches_closed_form():
+    rng = np.random.default_rng(0)
+    mu, logvar = rng.normal(size=(B, D)), rng.normal(size=(B, D))
+    var = np.exp(logvar)
+    expected = 0.5 * (var + mu**2 - 1 - logvar).sum(1)  # KL(N(mu, var) || N(0, 1)) per sample
+    np.testing.assert_allclose(GaussianBottleneck.kl_divergence(tf.constant(mu), tf.constant(logvar)).numpy(), expected, rtol=1e-6)
+    layer = GaussianBottleneck(beta=20.0, seed=0)
+    layer(tf.constant(mu, tf.float32), tf.constant(logvar, tf.float32), training=True)
+    np.testing.assert_allclose(float(tf.add_n(layer.losses)), 20.0 * expected.mean(), rtol=1e-5)
+
+
+def test_vae_samples_in_training_and_uses_the_mean_at_inference():
+    mu = tf.constant(_inputs())
+    layer = GaussianBottleneck(seed=0)
+    np.testing.assert_array_equal(layer(mu, tf.zeros_like(mu), training=False).numpy(), mu.numpy())
+    assert not np.allclose(layer(mu, tf.zeros_like(mu), training=True).numpy(), mu.numpy())
+
+
+def test_information_dropout_rate_lies_in_open_closed_interval():
+    layer = InformationDropout(alpha_max=0.7)
+    head = tf.constant([[-1e4, -30.0, 0.0, 30.0, 1e4]])
+    alpha = layer.dropout_rate(head).numpy()
+    assert np.all(alpha >= 0) and np.all(alpha <= 0.7)
+    assert np.all(layer.dropout_rate(tf.constant([[-30.0, 0.0, 30.0]])).numpy() > 0)
+    out = layer(tf.ones([1, 5]), head, training=True)
+    assert np.all(np.isfinite(out.numpy())) and np.isfinite(float(tf.add_n(layer.losses)))
+
+
+@pytest.mark.parametrize("d", [1, 16, 64, 256])
+def test_codebook_initialised_by_uniform_unit_scaling(d):
+    layer = _built(VectorQuantizer(512, seed=0), np.zeros((1, d), np.float32))
+    values = layer.codebook.numpy()
+    limit = np.sqrt(3.0 / d)
+    assert values.shape == (d, 512)
+    assert values.min() >= -limit and values.max() <= limit
+    assert values.max() > 0.9 * limit and values.min() < -0.9 * limit  # fills the interval
+
+
+def test_usage_metrics_match_numpy():
+    probs = np.array([[0.7, 0.3, 0, 0, 0], [0.1, 0.9, 0, 0, 0], [0, 0, 1, 0, 0]], np.float32)
+    perplexity, in_use = CodebookPerplexity(K), CodewordsInUse(K)
+    perplexity.update_state(probs[:2])
+    perplexity.update_state(probs[2:])
+    in_use.update_state(probs)
+    avg = probs.mean(0)
+    nz = avg[avg > 0]
+    np.testing.assert_allclose(float(perplexity.result()), np.exp(-(nz * np.log(nz)).sum()), rtol=1e-5)
+    assert float(in_use.result()) == 3.0
+    in_use.reset_state()
+    assert float(in_use.result()) == 0.0
+
+
+@pytest.mark.parametrize("name", BOTTLENECKS)
+def test_every_layer_survives_config_round_trip(name):
+    layer = make_bottleneck(name, num_codewords=K, beta=2.0, vq_weight=3.0, noise_std=0.1, seed=4)
+    z = tf.constant(_inputs())
+    head_units = layer.head_units(D)
+    head = tf.constant(np.random.default_rng(0).normal(size=(B, head_units)).astype(np.float32)) if head_units else None
+    out = layer(z, head)
+    config = keras.saving.serialize_keras_object(layer)
+    clone = keras.saving.deserialize_keras_object(config)
+    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    clone(z, head)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(z, head).numpy(), out.numpy(), atol=1e-6)
+    assert len(layer.trainable_weights) == (1 if name in ("vq", "soft_vq") else 0)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: VectorQuantizer(0), "num_codewords"),
+        (lambda: SoftVectorQuantizer(4, noise_std=-1), "noise_std"),
+        (lambda: SoftVectorQuantizer(4, likelihood="laplace"), "likelihood"),
+        (lambda: GaussianBottleneck(beta=-1), "beta"),
+        (lambda: make_bottleneck("pca"), "unknown bottleneck"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

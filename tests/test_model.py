@@ -1,0 +1,82 @@
+"""The autoencoder model: shapes, losses, save/reload and the exported encoder."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_script
+from softvq_tf.bottlenecks import BOTTLENECKS
+from softvq_tf.config import RunConfig, resolve_config
+from softvq_tf.data import load_splits, preprocess
+from softvq_tf.export import load_encoder
+from softvq_tf.networks import build_decoder, build_encoder
+from softvq_tf.training import build_model
+
+
+@pytest.mark.parametrize("network, shape", [("mlp", (28, 28, 1)), ("cnn", (32, 32, 3))])
+def test_networks_have_the_papers_shapes(network, shape):
+    encoder = build_encoder(network, shape, latent_dim=12, head_units=5)
+    decoder = build_decoder(network, shape, latent_dim=12)
+    z_e, head = encoder(tf.zeros([2, *shape]))
+    assert z_e.shape == (2, 12) and head.shape == (2, 5)
+    assert decoder(z_e).shape == (2, *shape)
+    if network == "mlp":
+        assert [l.units for l in encoder.layers if isinstance(l, keras.layers.Dense)] == [500, 500, 2000, 12, 5]
+        assert [l.units for l in decoder.layers if isinstance(l, keras.layers.Dense)] == [2000, 500, 500, 784]
+    else:
+        assert [l.filters for l in encoder.layers if isinstance(l, keras.layers.Conv2D)] == [64, 128, 256, 512]
+        assert [l.filters for l in decoder.layers if isinstance(l, keras.layers.Conv2DTranspose)] == [512, 256, 128, 3]
+
+
+@pytest.mark.parametrize("bottleneck", BOTTLENECKS)
+def test_saved_and_reloaded_autoencoder_gives_identical_outputs(bottleneck, tmp_path):
+    config = resolve_config("digits", bottleneck, latent_dim=6, num_codewords=7 if bottleneck in ("vq", "soft_vq") else None)
+    model = build_model(config, data_variance=0.1)
+    x = tf.random.stateless_uniform([5, 8, 8, 1], seed=[1, 2])
+    y = model(x, training=False).numpy()
+    model.compile(optimizer="adam")
+    loss = float(model.compute_loss(x, None, model(x, training=True)))
+    assert np.isfinite(loss) and loss > 0
+    path = str(tmp_path / "ae.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert type(reloaded.bottleneck) is type(model.bottleneck)
+    np.testing.assert_array_equal(reloaded(x, training=False).numpy(), y)
+
+
+def test_run_directory_holds_every_output(digits_run):
+    for name in ("config.json", "history.json", "reconstructions.png", "autoencoder.keras", "encoder/saved_model.pb", "logs"):
+        assert os.path.exists(os.path.join(digits_run, name)), name
+    assert not os.path.exists(os.path.join(digits_run, "backup"))  # removed once training finished
+    assert not [n for n in os.listdir(digits_run) if ".tmp-" in n]
+    history = json.load(open(os.path.join(digits_run, "history.json")))["history"]
+    assert {"loss", "reconstruction_loss", "bottleneck_loss", "perplexity", "codewords_in_use"} <= set(history)
+    assert 1 <= history["codewords_in_use"][-1] <= 8 and 1 <= history["perplexity"][-1] <= 8
+    assert RunConfig.load(digits_run).bottleneck == "soft_vq"
+
+
+def test_exported_encoder_reloads_without_softvq_tf_and_gives_same_latents(digits_run, tmp_path):
+    config = RunConfig.load(digits_run)
+    images = load_splits("digits").x_test[:16]
+    model = keras.saving.load_model(os.path.join(digits_run, "autoencoder.keras"))
+    expected = model.encode(preprocess(images, config.pixel_max, config.pixel_offset))[0].numpy()
+    np.testing.assert_allclose(load_encoder(os.path.join(digits_run, "encoder"))(images), expected, rtol=1e-5, atol=1e-6)
+
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "f = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "z = f(images=tf.constant(np.load(sys.argv[2])))['z_e'].numpy()\n"
+        "np.save(sys.argv[3], z)\n"
+        "assert not [m for m in sys.modules if m.startswith('softvq_tf')], 'softvq_tf was imported'\n"
+    )
+    result = run_script(
+        ["-c", script, os.path.join(digits_run, "encoder"), str(tmp_path / "images.npy"), str(tmp_path / "z.npy")],
+        env={"PYTHONPATH": ""}, cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy"), expected, rtol=1e-5, atol=1e-6)
