@@ -179,7 +179,7 @@ def train(config: RunConfig, verbose=1, log=print):
         raise UsageError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas; use a multiple of {replicas}")
     chief = is_chief(strategy)
 
-    splits = load_splits(config.dataset, config.data_dir, config.validation_split, config.seed)
+    splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
     data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
     steps_per_epoch = epoch_length(config, len(splits.x_train))
     epochs = config.steps // steps_per_epoch

@@ -1,0 +1,194 @@
+"""Score trained runs with the probes and build the paper-style table.
+
+Latents come from each run's exported SavedModel encoder, on the train and
+test splits of the run's data set. Each run's scores are cached in
+``probes.json`` inside the run (keyed by the probe settings), so a repeated
+evaluation or an interrupted reproduction does not redo finished work.
+"""
+
+import collections
+import csv
+import io
+import json
+import os
+import time
+
+import numpy as np
+
+from softvq_tf import probes, rundir
+from softvq_tf.config import RunConfig
+from softvq_tf.data import load_splits, preprocess
+from softvq_tf.errors import DataError, UsageError
+from softvq_tf.export import load_encoder
+
+MODEL_NAMES = {
+    "raw": "Raw data",
+    "ae": "Baseline Autoencoder",
+    "vae": "VAE",
+    "beta_vae": "beta-VAE",
+    "info_dropout": "Information dropout",
+    "vq": "VQ-VAE",
+    "soft_vq": "Soft VQ-VAE",
+}
+# Paper, Tables 1 and 2: (clustering ACC %, NMI, classification %); None where not reported.
+PAPER = {
+    "mnist": {
+        "raw": (55.17, 0.5008, 92.44), "ae": (52.61, 0.5301, 91.91), "vae": (56.44, 0.5600, 89.10),
+        "beta_vae": (73.81, 0.5760, 91.10), "info_dropout": (58.52, 0.4979, 91.11),
+        "vq": (51.48, 0.3541, 81.62), "soft_vq": (77.64, 0.7188, 93.54),
+    },
+    "svhn": {
+        "ae": (11.96, None, 25.95), "vae": (13.58, None, 26.42), "beta_vae": (14.54, None, 49.62),
+        "info_dropout": (12.75, None, 24.46), "vq": (12.96, None, 31.57), "soft_vq": (17.68, None, 50.48),
+    },
+    "cifar10": {
+        "ae": (21.73, None, 40.92), "vae": (24.12, None, 38.83), "beta_vae": (22.80, None, 36.91),
+        "info_dropout": (21.96, None, 39.89), "vq": (20.30, None, 33.51), "soft_vq": (23.83, None, 44.54),
+    },
+}
+PAPER_SETTINGS = {"mnist": {"vq": 128, "soft_vq": 128, "d": 64}, "svhn": {"vq": 512, "soft_vq": 32, "d": 256},
+                  "cifar10": {"vq": 512, "soft_vq": 32, "d": 256}}
+
+
+def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epochs=30, seed=0, log=print):
+    """All probes on one representation; returns a dict of scores and seconds."""
+    start = time.time()
+    clusters, inertia = probes.kmeans_labels(
+        test_z, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}")
+    )
+    acc = probes.clustering_accuracy(test_y, clusters)
+    log("    training the linear probe")
+    cls = probes.linear_probe_accuracy(train_z, train_y, test_z, test_y, epochs=probe_epochs, seed=seed)
+    return {"acc": 100 * acc, "nmi": probes.nmi(test_y, clusters), "cls": 100 * cls,
+            "inertia": inertia, "seconds": time.time() - start}
+
+
+def _data_key(config):
+    return (config.dataset, config.data_dir, config.validation_split)
+
+
+class _SplitCache:
+    """Loads each data set once."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def get(self, config):
+        key = _data_key(config)
+        if key not in self._cache:
+            try:
+                self._cache[key] = load_splits(config.dataset, config.data_dir, config.validation_split)
+            except DataError as error:
+                raise DataError(f"cannot load the data of run {config.run_dir}: {error}") from None
+        return self._cache[key]
+
+
+def evaluate_runs(run_dirs, kmeans_inits=100, probe_epochs=30, tsne=False, raw=True, log=print):
+    """Probe every run (and the raw data of each data set); returns a list of row dicts."""
+    if not run_dirs:
+        raise UsageError("no trained runs found; train one with `python train.py` or pass --runs PATH")
+    settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs}
+    splits, rows, raw_done = _SplitCache(), [], set()
+    for run_dir in run_dirs:
+        if not os.path.isfile(os.path.join(run_dir, "config.json")):
+            raise UsageError(f"{run_dir} is not a run directory (no config.json)")
+        if not rundir.is_complete(run_dir):
+            raise UsageError(f"run {run_dir} has no exported encoder (unfinished?); finish it by running its train.py command again")
+        config = RunConfig.load(run_dir)
+        data = splits.get(config)
+        if raw and _data_key(config) not in raw_done:
+            raw_done.add(_data_key(config))
+            log(f"{config.dataset}: raw data")
+            flat = lambda x: preprocess(x, config.pixel_max, config.pixel_offset).numpy().reshape(len(x), -1)  # noqa: E731
+            scores = score_latents(flat(data.x_train), data.y_train, flat(data.x_test), data.y_test,
+                                   kmeans_inits, probe_epochs, log=log)
+            rows.append({"dataset": config.dataset, "model": "raw", "K": None, "d": int(np.prod(config.image_shape)),
+                         "seed": None, "run": None, **scores})
+        rows.append(_score_run(run_dir, config, data, settings, tsne, log))
+    return rows
+
+
+def _score_run(run_dir, config, data, settings, tsne, log):
+    cache_path = os.path.join(run_dir, "probes.json")
+    if os.path.exists(cache_path):
+        cached = rundir.read_json(cache_path)
+        if cached.get("settings") == settings:
+            log(f"{config.dataset}: {config.name} (cached)")
+            return cached["row"]
+    log(f"{config.dataset}: {config.name}")
+    encode = load_encoder(os.path.join(run_dir, "encoder"))
+    train_z, test_z = encode(data.x_train), encode(data.x_test)
+    scores = score_latents(train_z, data.y_train, test_z, data.y_test, settings["kmeans_inits"], settings["probe_epochs"], log=log)
+    row = {"dataset": config.dataset, "model": config.bottleneck, "K": config.num_codewords, "d": config.latent_dim,
+           "seed": config.seed, "run": run_dir, **scores}
+    if tsne:
+        probes.save_tsne(test_z, data.y_test, os.path.join(run_dir, "tsne.png"), f"{config.dataset} {config.bottleneck}")
+    rundir.write_json(cache_path, {"settings": settings, "row": row})
+    return row
+
+
+def summarize(rows):
+    """Group rows that differ only by seed; mean and std of each score, the paper's figures beside."""
+    groups = collections.OrderedDict()
+    for row in rows:
+        groups.setdefault((row["dataset"], row["model"], row["K"], row["d"]), []).append(row)
+    order = list(MODEL_NAMES)
+    table = []
+    for (dataset, model, k, d), members in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2] or 0)):
+        entry = {"dataset": dataset, "model": model, "K": k, "d": d, "n": len(members)}
+        for metric in ("acc", "nmi", "cls", "seconds"):
+            values = np.array([m[metric] for m in members], float)
+            entry[metric] = float(values.mean())
+            entry[metric + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        entry["paper"] = _paper_row(dataset, model, k, d)
+        table.append(entry)
+    return table
+
+
+def _paper_row(dataset, model, k, d):
+    paper_data = "mnist" if dataset == "mnist" else dataset
+    if paper_data not in PAPER or model not in PAPER[paper_data]:
+        return None
+    expected = PAPER_SETTINGS[paper_data]
+    if model != "raw" and (d != expected["d"] or (model in ("vq", "soft_vq") and k != expected[model])):
+        return None
+    return dict(zip(("acc", "nmi", "cls"), PAPER[paper_data][model]))
+
+
+def _fmt(value, std, digits):
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def to_markdown(table):
+    lines = ["| data set | model | K | d | seeds | clustering ACC (%) | NMI | classification (%) | paper ACC / NMI / cls | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in table:
+        p = e["paper"]
+        paper = " / ".join("-" if p[m] is None else f"{p[m]:g}" for m in ("acc", "nmi", "cls")) if p else "-"
+        lines.append(
+            f"| {e['dataset']} | {MODEL_NAMES[e['model']]} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
+            f"{_fmt(e['acc'], e['acc_std'], 2)} | {_fmt(e['nmi'], e['nmi_std'], 4)} | {_fmt(e['cls'], e['cls_std'], 2)} | "
+            f"{paper} | {e['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table):
+    buffer = io.StringIO()
+    fields = ["dataset", "model", "K", "d", "n", "acc", "acc_std", "nmi", "nmi_std", "cls", "cls_std", "seconds",
+              "paper_acc", "paper_nmi", "paper_cls"]
+    writer = csv.DictWriter(buffer, fields)
+    writer.writeheader()
+    for e in table:
+        p = e["paper"] or {}
+        writer.writerow({**{f: e.get(f) for f in fields}, "paper_acc": p.get("acc"), "paper_nmi": p.get("nmi"), "paper_cls": p.get("cls")})
+    return buffer.getvalue()
+
+
+def write_tables(table, rows, stem, header=""):
+    """Write ``stem.md``, ``stem.csv`` and ``stem.json`` (each atomically)."""
+    rundir.write_atomic(stem + ".md", header + to_markdown(table))
+    rundir.write_atomic(stem + ".csv", to_csv(table))
+    rundir.write_atomic(stem + ".json", json.dumps({"table": table, "runs": rows}, indent=2, default=float) + "\n")
