@@ -68,7 +68,7 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, epochs=30, batch_siz
     steps = max(epochs * math.ceil(len(train_x) / batch_size), min_steps)
     data = tf.data.Dataset.from_tensor_slices((((train_x - mean) / std).astype("float32"), train_y))
     data = data.shuffle(len(train_x), seed=seed).repeat().batch(batch_size).prefetch(2)
-    probe.fit(data, epochs=1, steps_per_epoch=steps, verbose=verbose)
+    probe.fit(data, epochs=1, steps_per_epoch=steps, verbose=verbose, shuffle=False)
     predictions = probe.predict((test_x - mean) / std, batch_size=4096, verbose=0).argmax(1)
     return float((predictions == test_y).mean())
 

@@ -1,0 +1,98 @@
+"""train.py as a user runs it: real data end to end, and bad input."""
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_script
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def fashion_subset(tmp_path_factory):
+    """The first 3000/500 images of Debian's real Fashion-MNIST, as IDX files."""
+    from softvq_tf.data import load_splits
+
+    if not os.path.isdir(FASHION):
+        pytest.fail(f"{FASHION} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
+    full = load_splits("fashion_mnist", FASHION)
+    folder = tmp_path_factory.mktemp("fashion")
+    _write_idx(folder / "train-images-idx3-ubyte.gz", full.x_train[:3000, :, :, 0])
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", full.y_train[:3000])
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", full.x_test[:500, :, :, 0])
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", full.y_test[:500])
+    return folder
+
+
+def test_soft_vq_vae_trains_on_real_fashion_mnist(fashion_subset, tmp_path):
+    result = run_script([
+        "train.py", "--dataset", "fashion_mnist", "--data-dir", str(fashion_subset), "--steps", "300",
+        "--checkpoint-every", "25", "--out", str(tmp_path), "--name", "fashion", "--quiet",
+    ])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "settings:" in result.stdout  # the resolved preset is printed at start
+    run = tmp_path / "fashion"
+    history = json.load(open(run / "history.json"))["history"]["reconstruction_loss"]
+    assert history[-1] <= 0.5 * history[0], history
+    from softvq_tf.export import load_encoder
+    from softvq_tf.data import load_splits
+
+    z = load_encoder(str(run / "encoder"))(load_splits("fashion_mnist", str(fashion_subset)).x_test[:32])
+    assert z.shape == (32, 64) and np.all(np.isfinite(z))
+
+
+def _assert_one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+def test_unknown_dataset_is_one_line():
+    _assert_one_line_error(run_script(["train.py", "--dataset", "imagenet"]), "unknown dataset", "digits")
+
+
+def test_codebook_of_size_zero_is_one_line():
+    _assert_one_line_error(run_script(["train.py", "--K", "0"]), "--K")
+
+
+@pytest.mark.parametrize("flag, value", [("--latent-dim", "-1"), ("--batch-size", "0"), ("--steps", "0")])
+def test_impossible_flags_are_one_line(flag, value):
+    _assert_one_line_error(run_script(["train.py", flag, value]), flag)
+
+
+def test_missing_data_dir_is_one_line(tmp_path):
+    _assert_one_line_error(
+        run_script(["train.py", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)]),
+        "--data-dir", "not a directory",
+    )
+
+
+def test_truncated_idx_file_is_one_line(fashion_subset, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in os.listdir(fashion_subset):
+        data = (fashion_subset / name).read_bytes()
+        if name.startswith("train-images"):
+            data = gzip.compress(gzip.decompress(data)[:-1000])
+        (broken / name).write_bytes(data)
+    result = run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", str(broken), "--out", str(tmp_path)])
+    _assert_one_line_error(result, "truncated", "train-images")
+    assert not (tmp_path / "fashion_mnist_soft_vq_d64_K128_seed0").exists()  # nothing half-written
+
+
+def test_tfds_without_network_fails_fast_with_a_hint(tmp_path):
+    result = run_script(["train.py", "--dataset", "cifar10", "--out", str(tmp_path)], env={"TFDS_DATA_DIR": str(tmp_path / "tfds")}, timeout=120)
+    _assert_one_line_error(result, "--data-dir")

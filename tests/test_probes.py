@@ -1,0 +1,81 @@
+"""The downstream probes and evaluate.py."""
+
+import itertools
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from conftest import run_script
+from softvq_tf.probes import clustering_accuracy, kmeans_labels, linear_probe_accuracy, nmi
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_clustering_accuracy_equals_brute_force_and_ignores_cluster_names(seed):
+    rng = np.random.default_rng(seed)
+    labels, clusters = rng.integers(0, 4, 40), rng.integers(0, 4, 40)
+    brute = max(np.mean(np.array(p)[clusters] == labels) for p in itertools.permutations(range(4)))
+    assert clustering_accuracy(labels, clusters) == pytest.approx(brute)
+    renamed = rng.permutation(4)[clusters] + 10
+    assert clustering_accuracy(labels, renamed) == pytest.approx(brute)
+
+
+def test_nmi_matches_formula_and_sklearn():
+    rng = np.random.default_rng(0)
+    y, c = rng.integers(0, 3, 200), rng.integers(0, 4, 200)
+    joint = np.histogram2d(y, c, bins=(3, 4))[0] / len(y)
+    py, pc = joint.sum(1), joint.sum(0)
+    mi = sum(joint[i, j] * math.log(joint[i, j] / (py[i] * pc[j])) for i in range(3) for j in range(4) if joint[i, j] > 0)
+    h = lambda p: -sum(x * math.log(x) for x in p if x > 0)  # noqa: E731
+    assert nmi(y, c) == pytest.approx(2 * mi / (h(py) + h(pc)))
+    assert nmi(y, c) == pytest.approx(normalized_mutual_info_score(y, c))
+    assert nmi(y, y) == pytest.approx(1.0)
+
+
+def test_kmeans_keeps_the_best_restart():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(m, 1.0, size=(60, 2)) for m in (0, 3, 6, 9, 12)])
+    _, one = kmeans_labels(x, 5, n_init=1, seed=3)
+    _, ten = kmeans_labels(x, 5, n_init=10, seed=3)  # the same first restart, nine more
+    _, thirty = kmeans_labels(x, 5, n_init=30, seed=3)  # the same first ten, twenty more
+    assert thirty <= ten <= one
+
+
+def test_linear_probe_separates_separable_data():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 3))
+    x = rng.normal(size=(1200, 8)).astype(np.float32)
+    y = (x @ w).argmax(1)
+    margin = np.sort(x @ w, 1)
+    keep = margin[:, -1] - margin[:, -2] > 0.3  # a clear margin between classes
+    x, y = x[keep], y[keep]
+    assert linear_probe_accuracy(x[:800], y[:800], x[800:], y[800:], epochs=50) >= 0.99
+
+
+def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
+    stem = str(tmp_path / "table")
+    result = run_script(["evaluate.py", "--runs", digits_run, "--kmeans-inits", "3", "--probe-epochs", "2", "--output", stem])
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = json.load(open(stem + ".json"))["table"]
+    assert [row["model"] for row in table] == ["raw", "soft_vq"]
+    for row in table:
+        assert 10 < row["acc"] <= 100 and 0 < row["nmi"] <= 1 and 10 < row["cls"] <= 100  # 10 classes: chance is 10%
+    markdown = open(stem + ".md").read()
+    assert "Soft VQ-VAE" in markdown and "Raw data" in markdown and "Soft VQ-VAE" in result.stdout
+    assert open(stem + ".csv").read().startswith("dataset,model,K,d,n,acc")
+    assert os.path.exists(os.path.join(digits_run, "probes.json"))
+
+
+def test_evaluate_without_runs_is_one_line(tmp_path):
+    result = run_script(["evaluate.py", "--root", str(tmp_path)])
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "no trained runs" in result.stderr
+
+
+def test_evaluate_run_without_encoder_is_one_line(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    result = run_script(["evaluate.py", "--runs", str(tmp_path / "run")])
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "no exported encoder" in result.stderr
