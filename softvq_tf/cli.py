@@ -44,6 +44,6 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from softvq_tf.training import train  # TensorFlow loads here, after the flags are checked
 
-    run_dir = train(config, verbose=2 if quiet else 1)
+    run_dir = train(config, verbose=2 if quiet else 1).run_dir
     print(f"done: {run_dir} (encoder SavedModel in {os.path.join(run_dir, 'encoder')})")
     return 0

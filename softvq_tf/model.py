@@ -54,6 +54,16 @@ class Autoencoder(keras.Model):
         # sum is the global mean, as Keras does for compiled losses.
         return total / tf.distribute.get_strategy().num_replicas_in_sync
 
+    def train_step(self, data):
+        logs = super().train_step(data)
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+            # Keras reduces multi-worker step logs with a MEAN over axis 0, which
+            # fails on scalars; give each value that axis. Epoch logs are read
+            # from the (cross-replica) metrics and stay scalars.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -43,8 +43,11 @@ def make_strategy(mode):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if mode == "mirrored":
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # CPU replicas share host memory: reduce on one device rather than with collectives.
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if mode == "auto" and len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -78,11 +81,24 @@ def epoch_length(config, n_train):
 
 
 def make_dataset(images, config, seed):
-    """Infinite shuffled batches of preprocessed images (``tf.data``: shuffle, batch, prefetch)."""
-    ds = tf.data.Dataset.from_tensor_slices(images)
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
+    """Infinite shuffled batches of preprocessed images (``tf.data``: shuffle, batch, prefetch).
+
+    Each pass over the data is a stateless permutation seeded by ``(seed, pass)``,
+    so the order is the same however often or wherever (one replica or many)
+    the pipeline is instantiated; ``Dataset.shuffle`` keeps hidden state that
+    advances with every new iterator.
+    """
+    images = tf.constant(images)
+    n = int(images.shape[0])
+
+    def one_pass(index):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), index]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    ds = tf.data.Dataset.range(2**62).flat_map(one_pass)
     ds = ds.batch(config.batch_size, drop_remainder=True)
-    ds = ds.map(lambda x: preprocess(x, config.pixel_max, config.pixel_offset), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda i: preprocess(tf.gather(images, i), config.pixel_max, config.pixel_offset),
+                num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     # Each worker reads the in-memory array; DATA sharding splits its batches.
@@ -111,6 +127,25 @@ def build_model(config, data_variance):
     )
 
 
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: str
+    model: Autoencoder
+    strategy: tf.distribute.Strategy
+    history: dict
+    weights_digest: str
+
+
+def weights_digest(model):
+    """SHA-256 of every weight's bytes: equal digests mean bit-identical models."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
 class NaNGuard(keras.callbacks.TerminateOnNaN):
     """Keras's TerminateOnNaN that also remembers the step where the loss broke."""
 
@@ -125,7 +160,7 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)) and self.bad_step is None:
+        if loss is not None and not np.all(np.isfinite(loss)) and self.bad_step is None:
             self.bad_step = self._epoch * self.steps_per_epoch + batch + 1
         super().on_train_batch_end(batch, logs)
 
@@ -170,7 +205,7 @@ def save_reconstruction_figure(model, images, config, path, n=10):
 
 
 def train(config: RunConfig, verbose=1, log=print):
-    """Train, then write the complete run directory; returns its path."""
+    """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``."""
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.distribute)
@@ -202,7 +237,7 @@ def train(config: RunConfig, verbose=1, log=print):
     nan_guard.steps_per_epoch = steps_per_epoch
     callbacks = [
         nan_guard,
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),  # resume after a kill
     ]
     if chief:
         os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
@@ -213,6 +248,9 @@ def train(config: RunConfig, verbose=1, log=print):
             ),
             keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
         ]
+    backup_dir = os.path.join(work_dir, "backup")
+    if os.path.exists(os.path.join(backup_dir, "training_metadata.json")):
+        log(f"resuming from the backup in {backup_dir}")
     start = time.time()
     history = model.fit(
         make_dataset(splits.x_train, config, config.seed),
@@ -228,15 +266,17 @@ def train(config: RunConfig, verbose=1, log=print):
             f"loss became NaN or inf at step {nan_guard.bad_step}; training stopped, the last good weights are in "
             f"{os.path.join(config.run_dir, 'checkpoints', 'best.weights.h5')}; try a lower --lr"
         )
+    digest = weights_digest(model)
+    log(f"final weights sha256: {digest}")
+    # Every worker writes (calls into the model may need all workers' collectives);
+    # non-chief workers write into their temporary directory, then drop it.
+    _write_outputs(model, config, splits, history.history, seconds, steps_per_epoch, work_dir)
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
-        return config.run_dir
-    _write_outputs(model, config, splits, history.history, seconds, steps_per_epoch)
-    return config.run_dir
+    return TrainResult(config.run_dir, model, strategy, history.history, digest)
 
 
-def _write_outputs(model, config, splits, history, seconds, steps_per_epoch):
-    path = config.run_dir
+def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, path):
     rundir.write_json(
         os.path.join(path, "history.json"),
         {

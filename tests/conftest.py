@@ -18,7 +18,7 @@ def digits_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     config = resolve_config("digits", "soft_vq", steps=60, checkpoint_every=30, out=str(out), latent_dim=8, num_codewords=8)
-    return train(config, verbose=0, log=lambda *a: None)
+    return train(config, verbose=0, log=lambda *a: None).run_dir
 
 
 def run_script(args, env=None, timeout=600, cwd=None):

@@ -1,0 +1,48 @@
+"""Run by test_distribute.py in its own process: 1 replica vs MirroredStrategy over 2 logical CPUs.
+
+Prints one JSON line with, per bottleneck, the per-epoch losses and metrics of
+both runs and whether the codebook stayed identical on every replica.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+from softvq_tf.config import resolve_config  # noqa: E402
+from softvq_tf.errors import UsageError  # noqa: E402
+from softvq_tf.training import train  # noqa: E402
+
+out = sys.argv[1]
+report = {}
+for bottleneck in ("vq", "soft_vq"):
+    runs = {}
+    for mode in ("default", "mirrored"):
+        keras.backend.clear_session()
+        config = resolve_config("digits", bottleneck, steps=20, checkpoint_every=10, batch_size=32, distribute=mode,
+                                latent_dim=8, num_codewords=16, out=out, name=f"{bottleneck}_{mode}")
+        result = train(config, verbose=0, log=lambda *a: None)
+        codebook = result.model.bottleneck.codebook.value
+        copies = [v.numpy() for v in result.strategy.experimental_local_results(codebook)]
+        runs[mode] = {
+            "replicas": result.strategy.num_replicas_in_sync,
+            "history": result.history,
+            "codebook_copies": len(copies),
+            "codebook_in_sync": all((c == copies[0]).all() for c in copies),
+            "codebook": copies[0].tolist(),
+        }
+    report[bottleneck] = runs
+keras.backend.clear_session()
+try:
+    train(resolve_config("digits", "vq", steps=2, batch_size=33, distribute="mirrored", out=out, name="odd"), verbose=0)
+    report["odd_batch_error"] = None
+except UsageError as error:
+    report["odd_batch_error"] = str(error)
+print("REPORT " + json.dumps(report))

@@ -1,0 +1,144 @@
+"""tf.distribute, resume after a kill, determinism and faults, through the real training path."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_script
+
+DIGITS = ["train.py", "--latent-dim", "8", "--K", "16", "--quiet"]
+
+
+def test_mirrored_two_replicas_match_one_replica(tmp_path):
+    result = run_script([os.path.join("tests", "mirrored_check.py"), str(tmp_path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.split("REPORT ", 1)[1])
+    for bottleneck in ("vq", "soft_vq"):
+        one, two = report[bottleneck]["default"], report[bottleneck]["mirrored"]
+        assert one["replicas"] == 1 and two["replicas"] == 2
+        assert two["codebook_copies"] == 2 and two["codebook_in_sync"]
+        for key in ("loss", "reconstruction_loss", "bottleneck_loss", "perplexity", "codewords_in_use"):
+            np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=2e-4, atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(two["codebook"], one["codebook"], rtol=1e-3, atol=1e-5)
+    assert "not divisible by the 2 replicas" in report["odd_batch_error"]
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    start = time.time()
+    try:
+        for index in range(2):
+            env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
+            procs.append(subprocess.Popen(
+                [sys.executable, *DIGITS, "--distribute", "multi_worker", "--steps", "20", "--checkpoint-every", "10",
+                 "--out", str(tmp_path / "runs"), "--name", "mw"],
+                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            ))
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    print(f"multi-worker wall time: {time.time() - start:.1f} s")
+    assert [p.returncode for p in procs] == [0, 0], outputs[1][-2000:] + outputs[0][-2000:]
+    digests = [line.split()[-1] for out in outputs for line in out.splitlines() if "final weights sha256" in line]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert "2 replica(s)" in outputs[0]
+    assert os.listdir(tmp_path / "runs") == ["mw"]
+    assert (tmp_path / "runs" / "mw" / "encoder" / "saved_model.pb").exists()
+
+
+def test_resume_after_sigkill_continues_and_finishes(tmp_path):
+    command = [sys.executable, *DIGITS, "--steps", "400", "--checkpoint-every", "50", "--out", str(tmp_path), "--name", "r"]
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = tmp_path / "r"
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while not (run / "backup" / "training_metadata.json").exists():
+            assert time.time() < deadline and proc.poll() is None, "no checkpoint appeared"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (run / "encoder").exists()
+    json.load(open(run / "config.json"))  # complete, never half-written
+    second = run_script(command[1:])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming from the backup" in second.stdout
+    history = json.load(open(run / "history.json"))
+    assert history["steps"] == 400 and 1 <= len(history["history"]["loss"]) < 8  # only the epochs left were trained
+    assert "Epoch 8/8" in second.stdout and "Epoch 1/8" not in second.stdout
+    from softvq_tf.export import load_encoder
+    from softvq_tf.data import load_splits
+
+    assert load_encoder(str(run / "encoder"))(load_splits("digits").x_test[:4]).shape == (4, 8)
+
+
+def test_same_seed_gives_bit_identical_weights_and_latents(tmp_path):
+    from softvq_tf.data import load_splits
+    from softvq_tf.export import load_encoder
+
+    digests, latents = [], []
+    for name in ("a", "b"):
+        result = run_script(["train.py", "--latent-dim", "8", "--quiet", "--bottleneck", "vae", "--steps", "60", "--seed", "7", "--out", str(tmp_path), "--name", name])
+        assert result.returncode == 0, result.stderr[-2000:]
+        digests.append([l for l in result.stdout.splitlines() if "sha256" in l][0].split()[-1])
+        latents.append(load_encoder(str(tmp_path / name / "encoder"))(load_splits("digits").x_test))
+    assert digests[0] == digests[1]
+    np.testing.assert_array_equal(latents[0], latents[1])
+
+
+def _one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and all(w in errors[0] for w in words), result.stderr[-2000:]
+    return errors[0]
+
+
+def test_nan_loss_stops_names_the_step_and_keeps_a_good_checkpoint(tmp_path):
+    result = run_script([*DIGITS, "--lr", "1e25", "--steps", "40", "--checkpoint-every", "1", "--out", str(tmp_path), "--name", "nan"])
+    _one_line_error(result, "NaN", "at step")
+    assert not (tmp_path / "nan" / "encoder").exists()
+    checkpoint = tmp_path / "nan" / "checkpoints" / "best.weights.h5"
+    if checkpoint.exists():  # only a finite-loss epoch is ever saved
+        import h5py
+
+        with h5py.File(checkpoint) as f:
+            arrays = []
+            f.visititems(lambda n, o: arrays.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+        assert arrays and all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(np.asarray(a).dtype, np.floating))
+
+
+def test_unwritable_output_directory_is_one_line():
+    _one_line_error(run_script([*DIGITS, "--steps", "2", "--out", "/proc/softvq-runs"]), "--out")
+
+
+def test_multi_worker_without_tf_config_is_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    result = subprocess.run([sys.executable, *DIGITS, "--distribute", "multi_worker"], cwd=REPO, env={**env, "PYTHONPATH": REPO},
+                            capture_output=True, text=True, timeout=120)
+    _one_line_error(result, "TF_CONFIG")
