@@ -123,7 +123,7 @@ class GaussianBottleneck(Bottleneck):
         self._add_regularizer(self.beta * tf.reduce_mean(self.kl_divergence(z_e, head)))
         if not training:
             return z_e
-        eps = keras.random.normal(tf.shape(z_e), seed=self.seed_generator)
+        eps = keras.random.normal(tf.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
         return z_e + tf.exp(0.5 * head) * eps
 
     def get_config(self):
@@ -161,7 +161,7 @@ class InformationDropout(Bottleneck):
         )
         if not training:
             return z_e
-        eps = keras.random.normal(tf.shape(z_e), seed=self.seed_generator)
+        eps = keras.random.normal(tf.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
         return z_e * tf.exp(alpha * eps)
 
     def get_config(self):
@@ -198,8 +198,8 @@ class _Quantizer(Bottleneck):
 
     def distances(self, z):
         """Squared distances ``||z - e_k||^2``, ``[B, K]``, as ``|z|^2 - 2 z.e + |e|^2``."""
-        z = tf.convert_to_tensor(z, self.compute_dtype)
-        codebook = tf.cast(self.codebook, z.dtype)
+        z = tf.cast(z, self.codebook.dtype)  # float32 even under mixed precision
+        codebook = tf.convert_to_tensor(self.codebook)
         z_sq = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)  # [B, 1]
         e_sq = tf.reduce_sum(tf.square(codebook), axis=0, keepdims=True)  # [1, K]
         return z_sq - 2.0 * tf.matmul(z, codebook) + e_sq  # [B, K]
@@ -213,6 +213,9 @@ class _Quantizer(Bottleneck):
         raise NotImplementedError
 
     def call(self, z_e, head=None, training=None):
+        # The quantizer works in the codebook's float32 even under mixed precision.
+        z_e = tf.cast(z_e, self.codebook.dtype)
+        head = None if head is None else tf.cast(head, self.codebook.dtype)
         z_q, probs = self._quantize(z_e, head, training)
         # Eq. (27): the codebook term moves z_q towards sg(z_e); the commitment
         # term moves z_e towards sg(z_q).

@@ -44,12 +44,13 @@ class Autoencoder(keras.Model):
 
     def reconstruction_term(self, images, reconstructions):
         """Scaled normalised MSE, averaged over this replica's batch."""
-        return self.reconstruction_scale * tf.reduce_mean(tf.square(reconstructions - images)) / self.data_variance
+        error = tf.cast(reconstructions, tf.float32) - tf.cast(images, tf.float32)
+        return self.reconstruction_scale * tf.reduce_mean(tf.square(error)) / self.data_variance
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstruction = self.reconstruction_term(x if y is None else y, y_pred)
         self.reconstruction_loss.update_state(reconstruction)
-        total = tf.add_n([reconstruction, *self.losses])
+        total = tf.add_n([reconstruction] + [tf.cast(loss, tf.float32) for loss in self.losses])
         # Gradients are summed over replicas: scale each replica's mean so the
         # sum is the global mean, as Keras does for compiled losses.
         return total / tf.distribute.get_strategy().num_replicas_in_sync
