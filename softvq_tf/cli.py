@@ -28,6 +28,7 @@ def train_parser():
     p.add_argument("--validation-split", type=float, help="hold out this fraction of train; probes then use it as the test set")
     p.add_argument("--steps-per-execution", type=int, help="training steps per call into the TF graph")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile the train step with XLA")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="compute precision (default float32)")
     p.add_argument("--checkpoint-every", type=int, help="steps between epoch ends (logs, checkpoints, backups)")
     p.add_argument("--distribute", choices=DISTRIBUTE, help="tf.distribute strategy (default auto: mirrored over several GPUs)")
     p.add_argument("--out", help="folder for runs (default runs/)")

@@ -82,6 +82,7 @@ class RunConfig:
     steps_per_execution: int = 1
     checkpoint_every: Optional[int] = None  # steps per Keras epoch (log, checkpoint, backup); None: about one pass
     jit_compile: bool = False
+    precision: str = "float32"  # or mixed_bfloat16 (matmuls in bfloat16, variables and quantizer in float32)
     distribute: str = "auto"
     out: str = "runs"
     name: Optional[str] = None
@@ -171,6 +172,7 @@ def validate(c):
         (c.steps_per_execution >= 1, f"--steps-per-execution must be >= 1, got {c.steps_per_execution}"),
         (c.checkpoint_every is None or c.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {c.checkpoint_every}"),
         (c.distribute in DISTRIBUTE, f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {c.distribute}"),
+        (c.precision in ("float32", "mixed_bfloat16"), f"--precision must be float32 or mixed_bfloat16, got {c.precision}"),
         (c.network in ("mlp", "cnn"), f"network must be mlp or cnn, got {c.network}"),
         (c.seed >= 0, f"--seed must be >= 0, got {c.seed}"),
         (bool(c.name) and os.sep not in c.name, f"--name must be a plain directory name, got {c.name!r}"),

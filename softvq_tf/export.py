@@ -23,7 +23,7 @@ def export_encoder(model, config, path):
 
     def serve(images):
         z_e, _ = model.encode(preprocess(images, config.pixel_max, config.pixel_offset), training=False)
-        return {"z_e": z_e}
+        return {"z_e": tf.cast(z_e, tf.float32)}
 
     archive.add_endpoint(
         "serve", serve, input_signature=[tf.TensorSpec([None, *config.image_shape], tf.uint8, name="images")]

@@ -189,7 +189,7 @@ def save_reconstruction_figure(model, images, config, path, n=10):
     import matplotlib.pyplot as plt
 
     x = preprocess(images[:n], config.pixel_max, config.pixel_offset)
-    x_hat = model(x, training=False).numpy()
+    x_hat = tf.cast(model(x, training=False), tf.float32).numpy()
     lo, hi = config.pixel_offset, config.pixel_offset + 1.0
     fig, axes = plt.subplots(2, n, figsize=(n, 2.2))
     for row, batch in enumerate((x.numpy(), x_hat)):
@@ -208,6 +208,7 @@ def train(config: RunConfig, verbose=1, log=print):
     """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``."""
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.precision)
     strategy = make_strategy(config.distribute)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:

@@ -96,3 +96,14 @@ def test_truncated_idx_file_is_one_line(fashion_subset, tmp_path):
 def test_tfds_without_network_fails_fast_with_a_hint(tmp_path):
     result = run_script(["train.py", "--dataset", "cifar10", "--out", str(tmp_path)], env={"TFDS_DATA_DIR": str(tmp_path / "tfds")}, timeout=120)
     _assert_one_line_error(result, "--data-dir")
+
+
+def test_bfloat16_mixed_precision_trains_and_exports_float32_latents(tmp_path):
+    result = run_script(["train.py", "--precision", "mixed_bfloat16", "--steps", "20", "--latent-dim", "8", "--K", "8",
+                         "--out", str(tmp_path), "--name", "bf16", "--quiet"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    from softvq_tf.data import load_splits
+    from softvq_tf.export import load_encoder
+
+    z = load_encoder(str(tmp_path / "bf16" / "encoder"))(load_splits("digits").x_test[:8])
+    assert z.dtype == np.float32 and z.shape == (8, 8) and np.all(np.isfinite(z))
