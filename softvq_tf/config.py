@@ -7,6 +7,7 @@ written as JSON into the run directory and read back by ``evaluate.py``.
 
 import dataclasses
 import json
+import math
 import os
 from typing import Optional
 
@@ -130,7 +131,7 @@ def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
         # The VAE family and information dropout weigh the reconstruction by the
         # input size so that their regularisers keep the paper's weights.
         reconstruction_scale=float(
-            _prod(p.image_shape) if bottleneck in ("vae", "beta_vae", "info_dropout") else 1.0
+            math.prod(p.image_shape) if bottleneck in ("vae", "beta_vae", "info_dropout") else 1.0
         ),
         pixel_max=p.pixel_max,
         pixel_offset=p.pixel_offset,
@@ -147,13 +148,6 @@ def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
         config.name = default_run_name(config)
     validate(config)
     return config
-
-
-def _prod(shape):
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def validate(c):

@@ -29,3 +29,13 @@ def run_script(args, env=None, timeout=600, cwd=None):
     return subprocess.run(
         [sys.executable, *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def assert_one_line_error(result, *words):
+    """Exit code 2, no traceback, exactly one ``error:`` line naming ``words``."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for word in words:
+        assert word in errors[0], errors[0]

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, assert_one_line_error, run_script
 
 DIGITS = ["train.py", "--latent-dim", "8", "--K", "16", "--quiet"]
 
@@ -111,17 +111,9 @@ def test_same_seed_gives_bit_identical_weights_and_latents(tmp_path):
     np.testing.assert_array_equal(latents[0], latents[1])
 
 
-def _one_line_error(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and all(w in errors[0] for w in words), result.stderr[-2000:]
-    return errors[0]
-
-
 def test_nan_loss_stops_names_the_step_and_keeps_a_good_checkpoint(tmp_path):
     result = run_script([*DIGITS, "--lr", "1e25", "--steps", "40", "--checkpoint-every", "1", "--out", str(tmp_path), "--name", "nan"])
-    _one_line_error(result, "NaN", "at step")
+    assert_one_line_error(result, "NaN", "at step")
     assert not (tmp_path / "nan" / "encoder").exists()
     checkpoint = tmp_path / "nan" / "checkpoints" / "best.weights.h5"
     if checkpoint.exists():  # only a finite-loss epoch is ever saved
@@ -134,11 +126,11 @@ def test_nan_loss_stops_names_the_step_and_keeps_a_good_checkpoint(tmp_path):
 
 
 def test_unwritable_output_directory_is_one_line():
-    _one_line_error(run_script([*DIGITS, "--steps", "2", "--out", "/proc/softvq-runs"]), "--out")
+    assert_one_line_error(run_script([*DIGITS, "--steps", "2", "--out", "/proc/softvq-runs"]), "--out")
 
 
 def test_multi_worker_without_tf_config_is_one_line():
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     result = subprocess.run([sys.executable, *DIGITS, "--distribute", "multi_worker"], cwd=REPO, env={**env, "PYTHONPATH": REPO},
                             capture_output=True, text=True, timeout=120)
-    _one_line_error(result, "TF_CONFIG")
+    assert_one_line_error(result, "TF_CONFIG")
