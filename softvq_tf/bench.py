@@ -68,8 +68,7 @@ def fit_throughput(dataset, batch_size, steps, steps_per_execution=1, jit_compil
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
     try:
-        config = resolve_config(dataset, "soft_vq", batch_size=batch_size, steps_per_execution=steps_per_execution,
-                                precision="mixed_bfloat16" if bf16 else "float32")
+        config = resolve_config(dataset, "soft_vq", batch_size=batch_size, steps_per_execution=steps_per_execution)
         images = np.random.default_rng(0).integers(0, 256, size=(8192, *config.image_shape), dtype=np.uint8)
         model = build_model(config, data_variance=0.1)
         model.compile(keras.optimizers.Adam(config.lr), steps_per_execution=steps_per_execution, jit_compile=jit_compile)

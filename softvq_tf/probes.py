@@ -75,8 +75,6 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, epochs=30, batch_siz
 
 def save_tsne(latents, labels, path, title="", max_points=5000, seed=0):
     """2-D t-SNE of ``latents``, one colour per class, written as PNG."""
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,7 +88,6 @@ def save_tsne(latents, labels, path, title="", max_points=5000, seed=0):
     ax.legend(*scatter.legend_elements(), loc="best", fontsize=6, markerscale=0.7)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([]), ax.set_yticks([])
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from softvq_tf.rundir import save_figure
+
+    save_figure(fig, path, dpi=100)

@@ -31,7 +31,7 @@ def plan_runs(dataset, seeds, key_seeds, flags):
     return configs
 
 
-def save_figure(table, path, title):
+def save_metrics_figure(table, path, title):
     """Bar chart of the three metrics per model, error bars = std over seeds."""
     import matplotlib
 
@@ -49,10 +49,9 @@ def save_figure(table, path, title):
         ax.set_title(label, fontsize=10)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from softvq_tf import rundir
+
+    rundir.save_figure(fig, path, dpi=100)
 
 
 def main(argv=None):
@@ -100,7 +99,7 @@ def main(argv=None):
     header = (f"# {args.dataset}: downstream probes of the six bottlenecks\n\nCommand: `{command}`\n\n"
               f"Mean ± std over seeds; seconds = probe time per run. Machine: {os.cpu_count()} CPU cores.\n\n")
     evaluation.write_tables(table, rows, stem, header)
-    save_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
+    save_metrics_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
     print(evaluation.to_markdown(table))
     print(f"written: {stem}.md, .csv, .json, .png ({(time.time() - start) / 60:.1f} min)")
     return 0

@@ -24,6 +24,16 @@ def write_atomic(path, data):
     os.replace(tmp, path)
 
 
+def save_figure(fig, path, dpi=100):
+    """Save a matplotlib figure as PNG through a temporary name and a rename, then close it."""
+    import matplotlib.pyplot as plt
+
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def write_json(path, obj):
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
 

@@ -198,10 +198,7 @@ def save_reconstruction_figure(model, images, config, path, n=10):
             axes[row, i].imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
             axes[row, i].axis("off")
     fig.suptitle(f"{config.dataset} {config.bottleneck}: originals (top), reconstructions (bottom)", fontsize=8)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    rundir.save_figure(fig, path, dpi=80)
 
 
 def train(config: RunConfig, verbose=1, log=print):
@@ -234,11 +231,12 @@ def train(config: RunConfig, verbose=1, log=print):
             jit_compile=config.jit_compile,
         )
         model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
+    backup_dir = os.path.join(work_dir, "backup")
     nan_guard = NaNGuard()
     nan_guard.steps_per_epoch = steps_per_epoch
     callbacks = [
         nan_guard,
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),  # resume after a kill
+        keras.callbacks.BackupAndRestore(backup_dir),  # resume after a kill
     ]
     if chief:
         os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
@@ -249,7 +247,6 @@ def train(config: RunConfig, verbose=1, log=print):
             ),
             keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
         ]
-    backup_dir = os.path.join(work_dir, "backup")
     if os.path.exists(os.path.join(backup_dir, "training_metadata.json")):
         log(f"resuming from the backup in {backup_dir}")
     start = time.time()
