@@ -80,7 +80,7 @@ class RunConfig:
     lr: float = 3e-4
     seed: int = 0
     validation_split: float = 0.0  # fraction of train held out; probes then use it as the test set
-    steps_per_execution: int = 1
+    steps_per_execution: Optional[int] = None  # None: the largest divisor of the epoch length up to 50
     checkpoint_every: Optional[int] = None  # steps per Keras epoch (log, checkpoint, backup); None: about one pass
     jit_compile: bool = False
     precision: str = "float32"  # or mixed_bfloat16 (matmuls in bfloat16, variables and quantizer in float32)
@@ -109,8 +109,23 @@ class RunConfig:
 
 
 def default_run_name(c):
+    """``DATASET_BOTTLENECK_dD[_KK][_variant...]_seedS``: settings that change the model get a suffix."""
     k = f"_K{c.num_codewords}" if c.num_codewords else ""
-    return f"{c.dataset}_{c.bottleneck}_d{c.latent_dim}{k}_seed{c.seed}"
+    variant = "".join([
+        f"_noise{c.noise_std:g}" if c.noise_std else "",
+        "_gaussian" if c.likelihood == "gaussian" else "",
+        "_bf16" if c.precision == "mixed_bfloat16" else "",
+    ])
+    return f"{c.dataset}_{c.bottleneck}_d{c.latent_dim}{k}{variant}_seed{c.seed}"
+
+
+STEPS_PER_EXECUTION = 50  # steps per call into the TF graph; see results/benchmarks.md
+
+
+def default_steps_per_execution(steps, checkpoint_every=None):
+    """The largest ``k <= STEPS_PER_EXECUTION`` dividing ``steps`` (and ``checkpoint_every``)."""
+    period = math.gcd(steps, checkpoint_every) if checkpoint_every else steps
+    return max(k for k in range(1, STEPS_PER_EXECUTION + 1) if period % k == 0)
 
 
 def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
@@ -144,6 +159,10 @@ def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
     if "num_codewords" in given and not quantized:
         raise UsageError(f"--K applies to vq and soft_vq only, not {bottleneck}")
     config = RunConfig(dataset=dataset, bottleneck=bottleneck, **{**defaults, **given})
+    if config.steps_per_execution is None and config.steps >= 1:
+        config.steps_per_execution = (
+            1 if config.distribute == "multi_worker" else default_steps_per_execution(config.steps, config.checkpoint_every)
+        )
     if config.name is None:
         config.name = default_run_name(config)
     validate(config)
@@ -152,6 +171,7 @@ def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
 
 def validate(c):
     """Reject impossible settings with one line that names the flag."""
+    spe = 1 if c.steps_per_execution is None else c.steps_per_execution  # None only when --steps is invalid
     checks = [
         (c.latent_dim >= 1, f"--latent-dim must be >= 1, got {c.latent_dim}"),
         (c.num_codewords is None or c.num_codewords >= 1, f"--K must be >= 1, got {c.num_codewords}"),
@@ -163,8 +183,13 @@ def validate(c):
         (c.noise_std >= 0, f"--noise-std must be >= 0, got {c.noise_std}"),
         (c.likelihood in ("original", "gaussian"), f"--likelihood must be original or gaussian, got {c.likelihood}"),
         (0 <= c.validation_split < 1, f"--validation-split must be in [0, 1), got {c.validation_split}"),
-        (c.steps_per_execution >= 1, f"--steps-per-execution must be >= 1, got {c.steps_per_execution}"),
+        (spe >= 1, f"--steps-per-execution must be >= 1, got {c.steps_per_execution}"),
         (c.checkpoint_every is None or c.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {c.checkpoint_every}"),
+        # Keras 3.15's multi-step loop feeds no value to a placeholder under MultiWorkerMirroredStrategy.
+        (spe == 1 or c.distribute != "multi_worker", "--steps-per-execution must be 1 with --distribute multi_worker"),
+        (spe < 1 or c.steps % spe == 0, f"--steps-per-execution {spe} must divide --steps {c.steps}"),
+        (spe < 1 or not c.checkpoint_every or c.checkpoint_every % spe == 0,
+         f"--steps-per-execution {spe} must divide --checkpoint-every {c.checkpoint_every}"),
         (c.distribute in DISTRIBUTE, f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {c.distribute}"),
         (c.precision in ("float32", "mixed_bfloat16"), f"--precision must be float32 or mixed_bfloat16, got {c.precision}"),
         (c.network in ("mlp", "cnn"), f"network must be mlp or cnn, got {c.network}"),

@@ -63,6 +63,23 @@ def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epoc
             "inertia": inertia, "seconds": time.time() - start}
 
 
+_VARIANT_FIELDS = ("noise_std", "likelihood", "lr", "beta", "vq_weight", "precision", "validation_split")
+
+
+def variant_label(config):
+    """The settings where ``config`` departs from its preset (e.g. ``precision=mixed_bfloat16``); '' if none."""
+    from softvq_tf.config import resolve_config
+
+    preset = resolve_config(config.dataset, config.bottleneck)
+    return ", ".join(f"{f}={getattr(config, f)}" for f in _VARIANT_FIELDS if getattr(config, f) != getattr(preset, f))
+
+
+def display_name(entry):
+    """Model name for tables and figures, with its variant if any."""
+    variant = entry.get("variant")
+    return MODEL_NAMES[entry["model"]] + (f" ({variant})" if variant else "")
+
+
 def _data_key(config):
     return (config.dataset, config.data_dir, config.validation_split)
 
@@ -114,13 +131,13 @@ def _score_run(run_dir, config, data, settings, tsne, log):
         cached = rundir.read_json(cache_path)
         if cached.get("settings") == settings:
             log(f"{config.dataset}: {config.name} (cached)")
-            return cached["row"]
+            return {**cached["row"], "variant": variant_label(config)}
     log(f"{config.dataset}: {config.name}")
     encode = load_encoder(os.path.join(run_dir, "encoder"))
     train_z, test_z = encode(data.x_train), encode(data.x_test)
     scores = score_latents(train_z, data.y_train, test_z, data.y_test, settings["kmeans_inits"], settings["probe_epochs"], log=log)
-    row = {"dataset": config.dataset, "model": config.bottleneck, "K": config.num_codewords, "d": config.latent_dim,
-           "seed": config.seed, "run": run_dir, **scores}
+    row = {"dataset": config.dataset, "model": config.bottleneck, "variant": variant_label(config), "K": config.num_codewords,
+           "d": config.latent_dim, "seed": config.seed, "run": run_dir, **scores}
     if tsne:
         probes.save_tsne(test_z, data.y_test, os.path.join(run_dir, "tsne.png"), f"{config.dataset} {config.bottleneck}")
     rundir.write_json(cache_path, {"settings": settings, "row": row})
@@ -131,11 +148,12 @@ def summarize(rows):
     """Group rows that differ only by seed; mean and std of each score, the paper's figures beside."""
     groups = collections.OrderedDict()
     for row in rows:
-        groups.setdefault((row["dataset"], row["model"], row["K"], row["d"]), []).append(row)
+        groups.setdefault((row["dataset"], row["model"], row.get("variant") or "", row["K"], row["d"]), []).append(row)
     order = list(MODEL_NAMES)
     table = []
-    for (dataset, model, k, d), members in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2] or 0)):
-        entry = {"dataset": dataset, "model": model, "K": k, "d": d, "n": len(members)}
+    for (dataset, model, variant, k, d), members in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2], kv[0][3] or 0)):
+        entry = {"dataset": dataset, "model": model, "variant": variant, "K": k, "d": d, "n": len(members)}
         for metric in ("acc", "nmi", "cls", "seconds"):
             values = np.array([m[metric] for m in members], float)
             entry[metric] = float(values.mean())
@@ -168,7 +186,7 @@ def to_markdown(table):
         p = e["paper"]
         paper = " / ".join("-" if p[m] is None else f"{p[m]:g}" for m in ("acc", "nmi", "cls")) if p else "-"
         lines.append(
-            f"| {e['dataset']} | {MODEL_NAMES[e['model']]} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
+            f"| {e['dataset']} | {display_name(e)} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
             f"{_fmt(e['acc'], e['acc_std'], 2)} | {_fmt(e['nmi'], e['nmi_std'], 4)} | {_fmt(e['cls'], e['cls_std'], 2)} | "
             f"{paper} | {e['seconds']:.0f} |"
         )
@@ -177,7 +195,7 @@ def to_markdown(table):
 
 def to_csv(table):
     buffer = io.StringIO()
-    fields = ["dataset", "model", "K", "d", "n", "acc", "acc_std", "nmi", "nmi_std", "cls", "cls_std", "seconds",
+    fields = ["dataset", "model", "variant", "K", "d", "n", "acc", "acc_std", "nmi", "nmi_std", "cls", "cls_std", "seconds",
               "paper_acc", "paper_nmi", "paper_cls"]
     writer = csv.DictWriter(buffer, fields)
     writer.writeheader()

@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from softvq_tf.errors import run_cli  # noqa: E402
 
 
-def plan_runs(dataset, seeds, key_seeds, flags):
-    """The RunConfigs to train: every bottleneck x seed."""
+def plan_runs(dataset, seeds, key_seeds, flags, soft_vq_flags=None):
+    """The RunConfigs to train: every bottleneck x seed (``soft_vq_flags`` apply to soft_vq only)."""
     from softvq_tf.bottlenecks import BOTTLENECKS
     from softvq_tf.config import resolve_config
 
@@ -27,7 +27,8 @@ def plan_runs(dataset, seeds, key_seeds, flags):
     for seed in range(max(seeds, key_seeds)):
         for bottleneck in BOTTLENECKS:
             if seed < (max(seeds, key_seeds) if bottleneck in ("ae", "soft_vq") else seeds):
-                configs.append(resolve_config(dataset, bottleneck, seed=seed, **flags))
+                extra = (soft_vq_flags or {}) if bottleneck == "soft_vq" else {}
+                configs.append(resolve_config(dataset, bottleneck, seed=seed, **flags, **extra))
     return configs
 
 
@@ -38,10 +39,10 @@ def save_metrics_figure(table, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from softvq_tf.evaluation import MODEL_NAMES
+    from softvq_tf.evaluation import display_name
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    names = [MODEL_NAMES[e["model"]] for e in table]
+    names = [display_name(e) for e in table]
     for ax, (metric, label) in zip(axes, (("acc", "clustering ACC (%)"), ("nmi", "NMI"), ("cls", "classification (%)"))):
         ax.bar(range(len(table)), [e[metric] for e in table], yerr=[e[metric + "_std"] or 0 for e in table], capsize=3,
                color=["#999999" if e["model"] == "raw" else "#d62728" if e["model"] == "soft_vq" else "#1f77b4" for e in table])
@@ -62,6 +63,7 @@ def main(argv=None):
     p.add_argument("--min-seeds-key", type=int, default=3, help="at least this many seeds for ae and soft_vq (default 3)")
     p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--noise-std", type=float, help="soft VQ-VAE: std of the noise on the code (default: the preset's, 0)")
     p.add_argument("--validation-split", type=float, help="probe on a holdout of train instead of the test split (for tuning)")
     p.add_argument("--kmeans-inits", type=int, default=100)
     p.add_argument("--probe-epochs", type=int, default=30)
@@ -74,7 +76,7 @@ def main(argv=None):
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     flags = {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
              "validation_split": args.validation_split, "out": os.path.join(args.runs_dir, args.dataset)}
-    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, flags)
+    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, flags, {"noise_std": args.noise_std})
 
     import keras
 

@@ -25,6 +25,21 @@ from softvq_tf.data import load_splits, preprocess
 from softvq_tf.errors import TrainingError, UsageError
 from softvq_tf.export import export_encoder
 from softvq_tf.model import Autoencoder
+from softvq_tf.optimizers import FusedAdam
+
+
+def set_op_determinism(enabled):
+    """Deterministic TF ops (bit-identical reruns), except under XLA.
+
+    Keras silently drops ``jit_compile`` when op determinism is on, so an XLA
+    run gives determinism up; XLA on CPU is in practice reproducible too.
+    """
+    from tensorflow.python.framework import config as tf_config
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
 
 
 def make_strategy(mode):
@@ -204,7 +219,7 @@ def save_reconstruction_figure(model, images, config, path, n=10):
 def train(config: RunConfig, verbose=1, log=print):
     """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``."""
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    set_op_determinism(not config.jit_compile)
     keras.mixed_precision.set_global_policy(config.precision)
     strategy = make_strategy(config.distribute)
     replicas = strategy.num_replicas_in_sync
@@ -226,7 +241,7 @@ def train(config: RunConfig, verbose=1, log=print):
     with strategy.scope():
         model = build_model(config, data_variance)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.lr),
+            optimizer=FusedAdam(config.lr),
             steps_per_execution=config.steps_per_execution,
             jit_compile=config.jit_compile,
         )

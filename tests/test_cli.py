@@ -98,3 +98,19 @@ def test_bfloat16_mixed_precision_trains_and_exports_float32_latents(tmp_path):
 
     z = load_encoder(str(tmp_path / "bf16" / "encoder"))(load_splits("digits").x_test[:8])
     assert z.dtype == np.float32 and z.shape == (8, 8) and np.all(np.isfinite(z))
+
+
+def test_steps_per_execution_defaults_to_a_divisor_and_rejects_impossible_values():
+    from softvq_tf.config import resolve_config
+    from softvq_tf.errors import UsageError
+
+    assert resolve_config("fashion_mnist", "soft_vq", steps=20000).steps_per_execution == 50
+    assert resolve_config("digits", steps=60, checkpoint_every=30).steps_per_execution == 30
+    assert resolve_config("digits", steps=7).steps_per_execution == 7
+    assert resolve_config("digits", distribute="multi_worker").steps_per_execution == 1
+    for flags, words in [(dict(steps=100, steps_per_execution=30), "must divide --steps"),
+                         (dict(steps=100, checkpoint_every=20, steps_per_execution=25), "must divide --checkpoint-every"),
+                         (dict(steps_per_execution=0), ">= 1"),
+                         (dict(distribute="multi_worker", steps_per_execution=5), "multi_worker")]:
+        with pytest.raises(UsageError, match=words):
+            resolve_config("digits", **flags)

@@ -65,7 +65,7 @@ def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
         assert 10 < row["acc"] <= 100 and 0 < row["nmi"] <= 1 and 10 < row["cls"] <= 100  # 10 classes: chance is 10%
     markdown = open(stem + ".md").read()
     assert "Soft VQ-VAE" in markdown and "Raw data" in markdown and "Soft VQ-VAE" in result.stdout
-    assert open(stem + ".csv").read().startswith("dataset,model,K,d,n,acc")
+    assert open(stem + ".csv").read().startswith("dataset,model,variant,K,d,n,acc")
     assert os.path.exists(os.path.join(digits_run, "probes.json"))
 
 
@@ -79,3 +79,18 @@ def test_evaluate_run_without_encoder_is_one_line(tmp_path):
     (tmp_path / "run" / "config.json").write_text("{}")
     result = run_script(["evaluate.py", "--runs", str(tmp_path / "run")])
     assert result.returncode == 2 and "Traceback" not in result.stderr and "no exported encoder" in result.stderr
+
+
+def test_summary_keeps_variants_apart_and_labels_them():
+    from softvq_tf.config import resolve_config
+    from softvq_tf.evaluation import summarize, to_markdown, variant_label
+
+    assert variant_label(resolve_config("digits", "soft_vq", steps=10, seed=3)) == ""
+    label = variant_label(resolve_config("digits", "soft_vq", noise_std=0.3, precision="mixed_bfloat16"))
+    assert label == "noise_std=0.3, precision=mixed_bfloat16"
+    row = dict(dataset="digits", model="soft_vq", K=32, d=16, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0)
+    rows = [{**row, "seed": 0, "variant": ""}, {**row, "seed": 1, "variant": "", "acc": 54.0},
+            {**row, "seed": 0, "variant": label, "acc": 60.0}]
+    table = summarize(rows)
+    assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 2, 52.0), (label, 1, 60.0)]
+    assert f"Soft VQ-VAE ({label})" in to_markdown(table)

@@ -1,0 +1,149 @@
+"""Compare settings on a validation split carved from train, never on the test split.
+
+    python -m softvq_tf.sweep --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist \\
+        --variant original: --variant gaussian:likelihood=gaussian --variant noise0.1:noise_std=0.1
+
+Each ``--variant NAME:key=value,...`` is one run per seed (``bottleneck=ae``
+switches the model; any other key is a ``RunConfig`` field). Runs go to
+``RUNS_DIR/DATASET/NAME_seedS`` and are reused when finished; the probes score
+the held-out part of train. Writes ``results/sweep_DATASET.md`` (and JSON) with
+the validation scores and each run's final training losses.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import typing
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from softvq_tf.errors import UsageError, run_cli  # noqa: E402
+
+
+def _boolean(value):
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(value)
+    return value.lower() in ("true", "1")
+
+
+def parse_variant(text):
+    """``"NAME:key=value,key=value"`` -> ``(NAME, {key: typed value})``."""
+    from softvq_tf.config import RunConfig
+
+    name, sep, assignments = text.partition(":")
+    if not sep or not name or os.sep in name:
+        raise UsageError(f"--variant must look like NAME:key=value,... (got {text!r})")
+    types = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    flags = {}
+    for item in filter(None, assignments.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in types or key in ("dataset", "out", "name", "seed", "validation_split", "image_shape"):
+            raise UsageError(f"--variant {name}: {item!r} is not a settable key=value")
+        field_type = types[key]
+        kind = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type)
+        if kind is bool:
+            kind = _boolean
+        try:
+            flags[key] = kind(value.strip())
+        except ValueError:
+            raise UsageError(f"--variant {name}: {key}={value!r} is not a valid {kind.__name__}") from None
+    return name, flags
+
+
+def final_losses(run_dir):
+    """The last epoch's training logs of a finished run."""
+    with open(os.path.join(run_dir, "history.json")) as f:
+        history = json.load(f)["history"]
+    return {k: v[-1] for k, v in history.items()}
+
+
+def to_markdown(rows):
+    lines = ["| variant | seeds | val clustering ACC (%) | val NMI | val classification (%) | final reconstruction | final perplexity | codewords in use |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        fmt = lambda m, d: f"{r[m]:.{d}f}" + (f" ± {r[m + '_std']:.{d}f}" if r["n"] > 1 else "")  # noqa: E731
+        opt = lambda m: "-" if r.get(m) is None else f"{r[m]:.1f}"  # noqa: E731
+        lines.append(f"| {r['variant']} | {r['n']} | {fmt('acc', 2)} | {fmt('nmi', 4)} | {fmt('cls', 2)} | "
+                     f"{r['reconstruction_loss']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m softvq_tf.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--bottleneck", default="soft_vq", help="model of variants that do not set bottleneck= (default soft_vq)")
+    p.add_argument("--variant", action="append", required=True, help="NAME:key=value,... (repeatable)")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--validation-split", type=float, default=1 / 6, help="fraction of train held out (default 1/6: 10k of 60k)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--kmeans-inits", type=int, default=100)
+    p.add_argument("--probe-epochs", type=int, default=30)
+    p.add_argument("--runs-dir", default="runs/sweep")
+    p.add_argument("--output", help="default results/sweep_DATASET.md")
+    args = p.parse_args(argv)
+    if not 0 < args.validation_split < 1:
+        raise UsageError(f"--validation-split must be in (0, 1): a sweep never scores the test split (got {args.validation_split})")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    variants = [parse_variant(v) for v in args.variant]
+    if len({name for name, _ in variants}) != len(variants):
+        raise UsageError("--variant names must be unique")
+
+    from softvq_tf.config import resolve_config
+
+    plan = []
+    for name, flags in variants:
+        flags = dict(flags)
+        bottleneck = flags.pop("bottleneck", args.bottleneck)
+        for seed in range(args.seeds):
+            plan.append((name, resolve_config(
+                args.dataset, bottleneck, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size,
+                validation_split=args.validation_split, seed=seed, out=os.path.join(args.runs_dir, args.dataset),
+                name=f"{name}_seed{seed}", **flags)))
+
+    import keras
+    import numpy as np
+
+    from softvq_tf import evaluation, rundir
+    from softvq_tf.training import train
+
+    start = time.time()
+    for i, (name, config) in enumerate(plan):
+        if rundir.is_complete(config.run_dir):
+            continue
+        print(f"[{i + 1}/{len(plan)}] {config.name}: {config.bottleneck}, {config.steps} steps", flush=True)
+        keras.backend.clear_session()
+        train(config, verbose=2)
+    scores = evaluation.evaluate_runs([c.run_dir for _, c in plan], args.kmeans_inits, args.probe_epochs, raw=False)
+    rows = []
+    for name, _ in variants:
+        members = [(c, s) for (n, c), s in zip(plan, scores) if n == name]
+        row = {"variant": name, "settings": dict(v for v in variants)[name], "n": len(members)}
+        for metric in ("acc", "nmi", "cls"):
+            values = np.array([s[metric] for _, s in members])
+            row[metric], row[metric + "_std"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        losses = [final_losses(c.run_dir) for c, _ in members]
+        for key in ("reconstruction_loss", "perplexity", "codewords_in_use"):
+            row[key] = float(np.mean([l[key] for l in losses])) if key in losses[0] else None
+        rows.append(row)
+    output = args.output or os.path.join("results", f"sweep_{args.dataset}.md")
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    command = "python -m softvq_tf.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = (f"# {args.dataset}: settings compared on a validation split\n\nCommand: `{command}`\n\n"
+              f"Probes score {args.validation_split:.4g} of train held out (never the test split); "
+              f"{args.steps or 'preset'} steps, batch {args.batch_size or 'preset'}.\n\n")
+    rundir.write_atomic(output, header + to_markdown(rows))
+    rundir.write_atomic(os.path.splitext(output)[0] + ".json", json.dumps(rows, indent=2) + "\n")
+    print(to_markdown(rows))
+    print(f"written: {output} ({(time.time() - start) / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
