@@ -293,7 +293,7 @@ class SoftVectorQuantizer(_Quantizer):
     def _quantize(self, z_e, head, training):
         z_noisy = z_e
         if training and self.noise_std > 0:
-            z_noisy = z_e + self.noise_std * keras.random.normal(tf.shape(z_e), seed=self.seed_generator)
+            z_noisy = z_e + self.noise_std * keras.random.normal(tf.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
         probs = self.posterior(z_noisy, head)  # [B, K]
         z_q = tf.matmul(probs, self.codebook, transpose_b=True)  # [B, d]
         return z_q, probs

@@ -90,7 +90,7 @@ def test_tfds_without_network_fails_fast_with_a_hint(tmp_path):
 
 
 def test_bfloat16_mixed_precision_trains_and_exports_float32_latents(tmp_path):
-    result = run_script(["train.py", "--precision", "mixed_bfloat16", "--steps", "20", "--latent-dim", "8", "--K", "8",
+    result = run_script(["train.py", "--precision", "mixed_bfloat16", "--noise-std", "0.2", "--steps", "20", "--latent-dim", "8", "--K", "8",
                          "--out", str(tmp_path), "--name", "bf16", "--quiet"])
     assert result.returncode == 0, result.stderr[-3000:]
     from softvq_tf.data import load_splits
