@@ -59,24 +59,22 @@ def forward_flops_per_sample(model):
     return flops
 
 
-class _EpochTimer:
-    """Wall time of every Keras epoch (a callback; built lazily so Keras loads late)."""
+def _epoch_timer():
+    """A Keras callback that records the wall time of every epoch in ``.seconds``."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
 
-        class EpochTimer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds = []
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
-
-        return EpochTimer()
+    return EpochTimer()
 
 
 def fit_throughput(dataset, batch_size, steps, steps_per_execution=1, jit_compile=False, bf16=False,
@@ -102,7 +100,7 @@ def fit_throughput(dataset, batch_size, steps, steps_per_execution=1, jit_compil
         model = build_model(config, data_variance=0.1)
         optimizer = FusedAdam(config.lr) if fused_adam else keras.optimizers.Adam(config.lr)
         model.compile(optimizer, steps_per_execution=steps_per_execution, jit_compile=jit_compile)
-        timer = _EpochTimer()
+        timer = _epoch_timer()
         model.fit(make_dataset(images, config, 0), epochs=1 + repeats, steps_per_epoch=steps, verbose=0,
                   callbacks=[timer], shuffle=False)
         rates = [steps * batch_size / s for s in timer.seconds[1:]]

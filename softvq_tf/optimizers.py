@@ -40,5 +40,4 @@ class FusedAdam(keras.optimizers.Adam):
 
 def _handle(variable):
     """The resource handle of a Keras or TensorFlow variable (this replica's copy under tf.distribute)."""
-    variable = getattr(variable, "value", variable) if isinstance(variable, keras.Variable) else variable
-    return variable.handle
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle

@@ -121,14 +121,16 @@ def main(argv=None):
         keras.backend.clear_session()
         train(config, verbose=2)
     scores = evaluation.evaluate_runs([c.run_dir for _, c in plan], args.kmeans_inits, args.probe_epochs, raw=False)
+    for (name, _), score in zip(plan, scores):
+        score["variant"] = name  # group by the variant's name, over seeds
+    summary = {entry["variant"]: entry for entry in evaluation.summarize(scores)}
     rows = []
-    for name, _ in variants:
-        members = [(c, s) for (n, c), s in zip(plan, scores) if n == name]
-        row = {"variant": name, "settings": dict(v for v in variants)[name], "n": len(members)}
+    for name, settings in variants:
+        entry = summary[name]
+        row = {"variant": name, "settings": settings, "n": entry["n"]}
         for metric in ("acc", "nmi", "cls"):
-            values = np.array([s[metric] for _, s in members])
-            row[metric], row[metric + "_std"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        losses = [final_losses(c.run_dir) for c, _ in members]
+            row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
+        losses = [final_losses(c.run_dir) for n, c in plan if n == name]
         for key in ("reconstruction_loss", "perplexity", "codewords_in_use"):
             row[key] = float(np.mean([l[key] for l in losses])) if key in losses[0] else None
         rows.append(row)
