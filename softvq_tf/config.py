@@ -6,9 +6,11 @@ written as JSON into the run directory and read back by ``evaluate.py``.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import typing
 from typing import Optional
 
 from softvq_tf.bottlenecks import BOTTLENECKS
@@ -22,9 +24,9 @@ class DatasetPreset:
     latent_dim: int
     codewords_vq: int
     codewords_soft_vq: int
-    beta_vae: float  # the KL weight of beta_vae
-    vq_weight: float  # w in w * (codebook + beta * commitment)
-    vq_commitment: float  # beta of the VQ loss
+    beta_vae_kl_weight: float  # the KL weight of beta_vae
+    vq_weight: float  # w in w * (codebook term + commitment * commitment term)
+    vq_commitment: float  # beta of eq. (27)
     steps: int
     soft_vq_steps: int  # the paper stops soft VQ-VAE early on SVHN and CIFAR-10
     pixel_max: float  # the stored images' largest value
@@ -33,12 +35,12 @@ class DatasetPreset:
 
 _MNIST_LIKE = dict(
     network="mlp", image_shape=(28, 28, 1), latent_dim=64, codewords_vq=128, codewords_soft_vq=128,
-    beta_vae=20.0, vq_weight=3.0, vq_commitment=2.5, steps=40_000, soft_vq_steps=40_000,
+    beta_vae_kl_weight=20.0, vq_weight=3.0, vq_commitment=2.5, steps=40_000, soft_vq_steps=40_000,
     pixel_max=255.0, pixel_offset=0.0,
 )
 _COLOUR = dict(
     network="cnn", image_shape=(32, 32, 3), latent_dim=256, codewords_vq=512, codewords_soft_vq=32,
-    beta_vae=100.0, vq_weight=2.0, vq_commitment=7.5, steps=40_000, soft_vq_steps=10_000,
+    beta_vae_kl_weight=100.0, vq_weight=2.0, vq_commitment=7.5, steps=40_000, soft_vq_steps=10_000,
     pixel_max=255.0, pixel_offset=-0.5,
 )
 PRESETS = {
@@ -49,12 +51,32 @@ PRESETS = {
     # scikit-learn's 8x8 digits (values 0..16): small enough to train in seconds.
     "digits": DatasetPreset(
         network="mlp", image_shape=(8, 8, 1), latent_dim=16, codewords_vq=32, codewords_soft_vq=32,
-        beta_vae=20.0, vq_weight=3.0, vq_commitment=2.5, steps=1_500, soft_vq_steps=1_500,
+        beta_vae_kl_weight=20.0, vq_weight=3.0, vq_commitment=2.5, steps=1_500, soft_vq_steps=1_500,
         pixel_max=16.0, pixel_offset=0.0,
     ),
 }
 DATASETS = tuple(PRESETS)
 DISTRIBUTE = ("auto", "default", "mirrored", "multi_worker")
+
+
+QUANTIZERS = ("vq", "soft_vq")
+# Settings that mean something only for some bottlenecks; elsewhere they stay None and a flag is refused.
+APPLIES_TO = {
+    "num_codewords": QUANTIZERS,
+    "kl_weight": ("vae", "beta_vae"),
+    "commitment": QUANTIZERS,
+    "vq_weight": QUANTIZERS,
+    "noise_std": ("soft_vq",),
+    "likelihood": ("soft_vq",),
+}
+FLAGS = {"num_codewords": "--K", "kl_weight": "--kl-weight", "commitment": "--commitment", "vq_weight": "--vq-weight",
+         "noise_std": "--noise-std", "likelihood": "--likelihood"}
+
+# Version of the training recipe. 2: the VQ loss as the notebooks reduce it (a
+# mean over batch and latent dimensions), TF1's Adam epsilon 1e-8, float32
+# bottlenecks under mixed precision, resume that continues the data stream.
+# A run written by another recipe is never reused.
+RECIPE = 2
 
 
 @dataclasses.dataclass
@@ -67,26 +89,29 @@ class RunConfig:
     network: str = "mlp"
     image_shape: tuple = (8, 8, 1)
     latent_dim: int = 16
-    num_codewords: Optional[int] = None  # K; None for bottlenecks without a codebook
-    beta: Optional[float] = None  # KL weight (vae family) or commitment weight (vq family)
-    vq_weight: float = 3.0
-    noise_std: float = 0.0
-    likelihood: str = "original"
+    num_codewords: Optional[int] = None  # K (vq, soft_vq)
+    kl_weight: Optional[float] = None  # weight of the KL term (vae, beta_vae)
+    commitment: Optional[float] = None  # beta of eq. (27), the commitment weight (vq, soft_vq)
+    vq_weight: Optional[float] = None  # w in w * (codebook + commitment * commitment term) (vq, soft_vq)
+    noise_std: Optional[float] = None  # noise on the code before soft quantization (soft_vq)
+    likelihood: Optional[str] = None  # "original" (the notebooks') or "gaussian" (soft_vq)
     reconstruction_scale: float = 1.0
     pixel_max: float = 16.0
     pixel_offset: float = 0.0
     steps: int = 1_500
     batch_size: int = 32
     lr: float = 3e-4
+    adam_epsilon: float = 1e-8  # TF1's AdamOptimizer, as in the notebooks (Keras's default is 1e-7)
     seed: int = 0
     validation_split: float = 0.0  # fraction of train held out; probes then use it as the test set
     steps_per_execution: Optional[int] = None  # None: the largest divisor of the epoch length up to 50
     checkpoint_every: Optional[int] = None  # steps per Keras epoch (log, checkpoint, backup); None: about one pass
     jit_compile: bool = False
-    precision: str = "float32"  # or mixed_bfloat16 (matmuls in bfloat16, variables and quantizer in float32)
+    precision: str = "float32"  # or mixed_bfloat16 (matmuls in bfloat16, variables and bottleneck in float32)
     distribute: str = "auto"
     out: str = "runs"
     name: Optional[str] = None
+    recipe: int = RECIPE
 
     @property
     def run_dir(self):
@@ -99,6 +124,7 @@ class RunConfig:
     def from_json(cls, text):
         fields = json.loads(text)
         fields["image_shape"] = tuple(fields["image_shape"])
+        fields.setdefault("recipe", 1)  # configs written before the recipe was recorded
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in fields.items() if k in known})
 
@@ -108,15 +134,65 @@ class RunConfig:
             return cls.from_json(f.read())
 
 
+# How a run is executed, not what it computes: excluded from its identity.
+# (Mirrored replicas, steps per graph call, epoch length and XLA change at
+# most the rounding; the data folder is where the same data set lives.)
+EXECUTION_FIELDS = ("seed", "name", "out", "distribute", "data_dir", "steps_per_execution", "checkpoint_every", "jit_compile")
+
+
+def run_identity(config):
+    """What a run computes: every setting except its seed and how it is executed (``EXECUTION_FIELDS``).
+
+    Runs with equal identities differ only by seed: they are reused, averaged
+    and labelled together; runs with different identities never are.
+    """
+    fields = json.loads(config.to_json())
+    return {k: v for k, v in fields.items() if k not in EXECUTION_FIELDS}
+
+
+def identity_key(config):
+    """A short, stable digest of ``run_identity`` (for grouping and file names)."""
+    text = json.dumps(run_identity(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def identity_changes(old, new):
+    """The identity fields where two configs differ (sorted)."""
+    a, b = run_identity(old), run_identity(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def variant(config):
+    """The identity fields where ``config`` departs from its data set's preset, as ``{field: value}``."""
+    preset = run_identity(_fill(config.dataset, config.bottleneck, {}))
+    return {k: v for k, v in run_identity(config).items() if preset.get(k) != v}
+
+
+def variant_label(config):
+    """``variant`` as text, e.g. ``steps=20000, batch_size=64``; '' for the preset itself."""
+    return ", ".join(f"{k}={v}" for k, v in variant(config).items())
+
+
+_SHORT = {"batch_size": "batch", "noise_std": "noise", "kl_weight": "kl", "commitment": "commit", "vq_weight": "w",
+          "validation_split": "val", "adam_epsilon": "eps", "reconstruction_scale": "rscale"}
+
+
 def default_run_name(c):
-    """``DATASET_BOTTLENECK_dD[_KK][_variant...]_seedS``: settings that change the model get a suffix."""
+    """``DATASET_BOTTLENECK_dD[_KK][_variant...]_seedS``: every departure from the preset is in the name."""
     k = f"_K{c.num_codewords}" if c.num_codewords else ""
-    variant = "".join([
-        f"_noise{c.noise_std:g}" if c.noise_std else "",
-        "_gaussian" if c.likelihood == "gaussian" else "",
-        "_bf16" if c.precision == "mixed_bfloat16" else "",
-    ])
-    return f"{c.dataset}_{c.bottleneck}_d{c.latent_dim}{k}{variant}_seed{c.seed}"
+    parts = []
+    for field, value in variant(c).items():
+        if field in ("latent_dim", "num_codewords"):
+            continue  # already in the name
+        if field == "precision":
+            parts.append("bf16" if value == "mixed_bfloat16" else value)
+        elif field == "likelihood":
+            parts.append(str(value))
+        else:
+            text = f"{value:g}" if isinstance(value, float) else "x".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(_SHORT.get(field, field) + text)
+    variant_part = "".join("_" + p for p in parts)
+    return f"{c.dataset}_{c.bottleneck}_d{c.latent_dim}{k}{variant_part}_seed{c.seed}"
 
 
 STEPS_PER_EXECUTION = 50  # steps per call into the TF graph; see results/benchmarks.md
@@ -130,19 +206,35 @@ def default_steps_per_execution(steps, checkpoint_every=None):
 
 def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
     """Fill a ``RunConfig`` from the preset of ``dataset``; flags set to None keep the preset."""
+    config = _fill(dataset, bottleneck, flags)
+    if config.steps_per_execution is None and config.steps >= 1:
+        config.steps_per_execution = (
+            1 if config.distribute == "multi_worker" else default_steps_per_execution(config.steps, config.checkpoint_every)
+        )
+    if config.name is None:
+        config.name = default_run_name(config)
+    validate(config)
+    return config
+
+
+def _fill(dataset, bottleneck, flags):
+    """The preset of ``dataset`` for ``bottleneck`` with ``flags`` applied (not yet named or validated)."""
     if dataset not in PRESETS:
         raise UsageError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if bottleneck not in BOTTLENECKS:
         raise UsageError(f"unknown bottleneck {bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
     p = PRESETS[dataset]
-    quantized = bottleneck in ("vq", "soft_vq")
+    quantized = bottleneck in QUANTIZERS
     defaults = dict(
         network=p.network,
         image_shape=p.image_shape,
         latent_dim=p.latent_dim,
-        num_codewords=(p.codewords_vq if bottleneck == "vq" else p.codewords_soft_vq) if quantized else None,
-        beta={"vae": 1.0, "beta_vae": p.beta_vae}.get(bottleneck, p.vq_commitment if quantized else None),
+        num_codewords=p.codewords_vq if bottleneck == "vq" else p.codewords_soft_vq,
+        kl_weight={"vae": 1.0, "beta_vae": p.beta_vae_kl_weight}.get(bottleneck),
+        commitment=p.vq_commitment,
         vq_weight=p.vq_weight,
+        noise_std=0.0,
+        likelihood="original",
         # The VAE family and information dropout weigh the reconstruction by the
         # input size so that their regularisers keep the paper's weights.
         reconstruction_scale=float(
@@ -152,21 +244,52 @@ def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):
         pixel_offset=p.pixel_offset,
         steps=p.soft_vq_steps if bottleneck == "soft_vq" else p.steps,
     )
+    for setting, users in APPLIES_TO.items():
+        if bottleneck not in users:
+            defaults[setting] = None
     given = {k: v for k, v in flags.items() if v is not None}
     unknown = set(given) - {f.name for f in dataclasses.fields(RunConfig)}
     if unknown:
         raise UsageError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    if "num_codewords" in given and not quantized:
-        raise UsageError(f"--K applies to vq and soft_vq only, not {bottleneck}")
-    config = RunConfig(dataset=dataset, bottleneck=bottleneck, **{**defaults, **given})
-    if config.steps_per_execution is None and config.steps >= 1:
-        config.steps_per_execution = (
-            1 if config.distribute == "multi_worker" else default_steps_per_execution(config.steps, config.checkpoint_every)
-        )
-    if config.name is None:
-        config.name = default_run_name(config)
-    validate(config)
-    return config
+    for setting in sorted(given):
+        if setting in APPLIES_TO and bottleneck not in APPLIES_TO[setting]:
+            raise UsageError(f"{FLAGS[setting]} applies to {' and '.join(APPLIES_TO[setting])} only, not {bottleneck}")
+    return RunConfig(dataset=dataset, bottleneck=bottleneck, **{**defaults, **given})
+
+
+_NOT_SETTABLE = ("dataset", "out", "name", "seed", "validation_split", "image_shape", "recipe", "data_dir")
+
+
+def parse_settings(text, where):
+    """``"key=value,key=value"`` -> ``{key: typed value}`` of ``RunConfig`` fields (``where`` names the flag in errors)."""
+    types = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    settings = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key == "bottleneck" and eq:
+            settings[key] = value.strip()
+            continue
+        if not eq or key not in types or key in _NOT_SETTABLE:
+            raise UsageError(f"{where}: {item!r} is not a settable key=value")
+        field_type = types[key]
+        kind = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type)
+        try:
+            settings[key] = _parse_bool(value) if kind is bool else kind(value.strip())
+        except ValueError:
+            raise UsageError(f"{where}: {key}={value!r} is not a valid {kind.__name__}") from None
+    return settings
+
+
+def _parse_bool(value):
+    if value.strip().lower() not in ("true", "false", "1", "0"):
+        raise ValueError(value)
+    return value.strip().lower() in ("true", "1")
+
+
+def applicable(bottleneck, settings):
+    """The part of ``settings`` that applies to ``bottleneck`` (for commands that train several)."""
+    return {k: v for k, v in settings.items() if k not in APPLIES_TO or bottleneck in APPLIES_TO[k]}
 
 
 def validate(c):
@@ -178,10 +301,12 @@ def validate(c):
         (c.steps >= 1, f"--steps must be >= 1, got {c.steps}"),
         (c.batch_size >= 1, f"--batch-size must be >= 1, got {c.batch_size}"),
         (c.lr > 0, f"--lr must be > 0, got {c.lr}"),
-        (c.beta is None or c.beta >= 0, f"--beta must be >= 0, got {c.beta}"),
-        (c.vq_weight >= 0, f"--vq-weight must be >= 0, got {c.vq_weight}"),
-        (c.noise_std >= 0, f"--noise-std must be >= 0, got {c.noise_std}"),
-        (c.likelihood in ("original", "gaussian"), f"--likelihood must be original or gaussian, got {c.likelihood}"),
+        (c.kl_weight is None or c.kl_weight >= 0, f"--kl-weight must be >= 0, got {c.kl_weight}"),
+        (c.commitment is None or c.commitment >= 0, f"--commitment must be >= 0, got {c.commitment}"),
+        (c.vq_weight is None or c.vq_weight >= 0, f"--vq-weight must be >= 0, got {c.vq_weight}"),
+        (c.noise_std is None or c.noise_std >= 0, f"--noise-std must be >= 0, got {c.noise_std}"),
+        (c.likelihood in (None, "original", "gaussian"), f"--likelihood must be original or gaussian, got {c.likelihood}"),
+        (c.adam_epsilon > 0, f"--adam-epsilon must be > 0, got {c.adam_epsilon}"),
         (0 <= c.validation_split < 1, f"--validation-split must be in [0, 1), got {c.validation_split}"),
         (spe >= 1, f"--steps-per-execution must be >= 1, got {c.steps_per_execution}"),
         (c.checkpoint_every is None or c.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {c.checkpoint_every}"),

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from softvq_tf import probes, rundir
-from softvq_tf.config import RunConfig
+from softvq_tf.config import RunConfig, identity_key, variant_label
 from softvq_tf.data import load_splits, preprocess
 from softvq_tf.errors import DataError, UsageError
 from softvq_tf.export import load_encoder
@@ -46,8 +46,6 @@ PAPER = {
         "info_dropout": (21.96, None, 39.89), "vq": (20.30, None, 33.51), "soft_vq": (23.83, None, 44.54),
     },
 }
-PAPER_SETTINGS = {"mnist": {"vq": 128, "soft_vq": 128, "d": 64}, "svhn": {"vq": 512, "soft_vq": 32, "d": 256},
-                  "cifar10": {"vq": 512, "soft_vq": 32, "d": 256}}
 
 
 def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epochs=30, seed=0, log=print):
@@ -63,17 +61,6 @@ def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epoc
             "inertia": inertia, "seconds": time.time() - start}
 
 
-_VARIANT_FIELDS = ("noise_std", "likelihood", "lr", "beta", "vq_weight", "precision", "validation_split")
-
-
-def variant_label(config):
-    """The settings where ``config`` departs from its preset (e.g. ``precision=mixed_bfloat16``); '' if none."""
-    from softvq_tf.config import resolve_config
-
-    preset = resolve_config(config.dataset, config.bottleneck)
-    return ", ".join(f"{f}={getattr(config, f)}" for f in _VARIANT_FIELDS if getattr(config, f) != getattr(preset, f))
-
-
 def display_name(entry):
     """Model name for tables and figures, with its variant if any."""
     variant = entry.get("variant")
@@ -84,7 +71,7 @@ def _data_key(config):
     return (config.dataset, config.data_dir, config.validation_split)
 
 
-class _SplitCache:
+class SplitCache:
     """Loads each data set once."""
 
     def __init__(self):
@@ -105,7 +92,7 @@ def evaluate_runs(run_dirs, kmeans_inits=100, probe_epochs=30, tsne=False, raw=T
     if not run_dirs:
         raise UsageError("no trained runs found; train one with `python train.py` or pass --runs PATH")
     settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs}
-    splits, rows, raw_done = _SplitCache(), [], set()
+    splits, rows, raw_done = SplitCache(), [], set()
     for run_dir in run_dirs:
         if not os.path.isfile(os.path.join(run_dir, "config.json")):
             raise UsageError(f"{run_dir} is not a run directory (no config.json)")
@@ -115,62 +102,84 @@ def evaluate_runs(run_dirs, kmeans_inits=100, probe_epochs=30, tsne=False, raw=T
         data = splits.get(config)
         if raw and _data_key(config) not in raw_done:
             raw_done.add(_data_key(config))
-            log(f"{config.dataset}: raw data")
-            flat = lambda x: preprocess(x, config.pixel_max, config.pixel_offset).numpy().reshape(len(x), -1)  # noqa: E731
-            scores = score_latents(flat(data.x_train), data.y_train, flat(data.x_test), data.y_test,
-                                   kmeans_inits, probe_epochs, log=log)
-            rows.append({"dataset": config.dataset, "model": "raw", "K": None, "d": int(np.prod(config.image_shape)),
-                         "seed": None, "run": None, **scores})
-        rows.append(_score_run(run_dir, config, data, settings, tsne, log))
+            rows.append(score_raw(config, data, settings, log))
+        rows.append(score_run(run_dir, config, data, settings, tsne, log))
     return rows
 
 
-def _score_run(run_dir, config, data, settings, tsne, log):
+def score_raw(config, data, settings, log=print):
+    """The probes on raw pixels of ``config``'s data (the table's first row)."""
+    log(f"{config.dataset}: raw data")
+    flat = lambda x: preprocess(x, config.pixel_max, config.pixel_offset).numpy().reshape(len(x), -1)  # noqa: E731
+    scores = score_latents(flat(data.x_train), data.y_train, flat(data.x_test), data.y_test,
+                           settings["kmeans_inits"], settings["probe_epochs"], log=log)
+    return {"dataset": config.dataset, "model": "raw", "variant": "", "identity": "raw", "K": None,
+            "d": int(np.prod(config.image_shape)), "seed": None, "run": None, **scores}
+
+
+def training_summary(run_dir):
+    """The last epoch's training metrics of a finished run, and its training time."""
+    history = rundir.read_json(os.path.join(run_dir, "history.json"))
+    last = {k: v[-1] for k, v in history["history"].items() if v}
+    summary = {k: last.get(k) for k in ("reconstruction_loss", "bottleneck_loss", "perplexity", "codewords_in_use")}
+    return {**summary, "train_seconds": history.get("seconds_this_session")}
+
+
+def score_run(run_dir, config, data, settings, tsne=False, log=print):
+    """Probe one finished run's exported encoder; cached in the run's ``probes.json``."""
     cache_path = os.path.join(run_dir, "probes.json")
     if os.path.exists(cache_path):
         cached = rundir.read_json(cache_path)
-        if cached.get("settings") == settings:
+        if cached.get("settings") == settings and cached["row"].get("identity") == identity_key(config) and not tsne:
             log(f"{config.dataset}: {config.name} (cached)")
-            return {**cached["row"], "variant": variant_label(config)}
+            return cached["row"]
     log(f"{config.dataset}: {config.name}")
     encode = load_encoder(os.path.join(run_dir, "encoder"))
     train_z, test_z = encode(data.x_train), encode(data.x_test)
     scores = score_latents(train_z, data.y_train, test_z, data.y_test, settings["kmeans_inits"], settings["probe_epochs"], log=log)
-    row = {"dataset": config.dataset, "model": config.bottleneck, "variant": variant_label(config), "K": config.num_codewords,
-           "d": config.latent_dim, "seed": config.seed, "run": run_dir, **scores}
+    row = {"dataset": config.dataset, "model": config.bottleneck, "variant": variant_label(config),
+           "identity": identity_key(config), "K": config.num_codewords, "d": config.latent_dim, "seed": config.seed,
+           "run": config.name, **scores, **training_summary(run_dir)}
     if tsne:
         probes.save_tsne(test_z, data.y_test, os.path.join(run_dir, "tsne.png"), f"{config.dataset} {config.bottleneck}")
     rundir.write_json(cache_path, {"settings": settings, "row": row})
     return row
 
 
-def summarize(rows):
-    """Group rows that differ only by seed; mean and std of each score, the paper's figures beside."""
+SUMMARY_METRICS = ("acc", "nmi", "cls", "seconds", "train_seconds", "perplexity", "codewords_in_use", "reconstruction_loss")
+
+
+def summarize(rows, group_by="identity"):
+    """Group rows of one identity (they differ only by seed): mean and std of each metric.
+
+    The paper's figure is attached only to rows trained with exactly the
+    paper's settings (no variant): a row with another budget is not the
+    paper's experiment.
+    """
     groups = collections.OrderedDict()
     for row in rows:
-        groups.setdefault((row["dataset"], row["model"], row.get("variant") or "", row["K"], row["d"]), []).append(row)
+        groups.setdefault((row["dataset"], row[group_by]), []).append(row)
     order = list(MODEL_NAMES)
     table = []
-    for (dataset, model, variant, k, d), members in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2], kv[0][3] or 0)):
-        entry = {"dataset": dataset, "model": model, "variant": variant, "K": k, "d": d, "n": len(members)}
-        for metric in ("acc", "nmi", "cls", "seconds"):
-            values = np.array([m[metric] for m in members], float)
-            entry[metric] = float(values.mean())
+    for (dataset, _), members in groups.items():
+        first = members[0]
+        entry = {k: first.get(k) for k in ("dataset", "model", "variant", "identity", "K", "d")}
+        entry.update(n=len(members), seeds=[m.get("seed") for m in members])
+        if group_by != "identity":
+            entry[group_by] = first[group_by]
+        for metric in SUMMARY_METRICS:
+            values = np.array([m[metric] for m in members if m.get(metric) is not None], float)
+            entry[metric] = float(values.mean()) if len(values) else None
             entry[metric + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
-        entry["paper"] = _paper_row(dataset, model, k, d)
+        entry["paper"] = _paper_row(dataset, first["model"]) if not first.get("variant") else None
         table.append(entry)
-    return table
+    return sorted(table, key=lambda e: (e["dataset"], order.index(e["model"]), e.get("variant") or ""))
 
 
-def _paper_row(dataset, model, k, d):
-    paper_data = "mnist" if dataset == "mnist" else dataset
-    if paper_data not in PAPER or model not in PAPER[paper_data]:
+def _paper_row(dataset, model):
+    if dataset not in PAPER or model not in PAPER[dataset]:
         return None
-    expected = PAPER_SETTINGS[paper_data]
-    if model != "raw" and (d != expected["d"] or (model in ("vq", "soft_vq") and k != expected[model])):
-        return None
-    return dict(zip(("acc", "nmi", "cls"), PAPER[paper_data][model]))
+    return dict(zip(("acc", "nmi", "cls"), PAPER[dataset][model]))
 
 
 def _fmt(value, std, digits):
@@ -180,23 +189,40 @@ def _fmt(value, std, digits):
 
 
 def to_markdown(table):
-    lines = ["| data set | model | K | d | seeds | clustering ACC (%) | NMI | classification (%) | paper ACC / NMI / cls | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """The paper-style table: mean ± std over seeds, the paper's figure where the settings are the paper's."""
+    lines = ["| data set | model | K | d | seeds | clustering ACC (%) | NMI | classification (%) | paper ACC (%) / NMI / cls (%) "
+             "| codebook perplexity | codewords in use | probe time (s) | training time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         p = e["paper"]
         paper = " / ".join("-" if p[m] is None else f"{p[m]:g}" for m in ("acc", "nmi", "cls")) if p else "-"
         lines.append(
             f"| {e['dataset']} | {display_name(e)} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
             f"{_fmt(e['acc'], e['acc_std'], 2)} | {_fmt(e['nmi'], e['nmi_std'], 4)} | {_fmt(e['cls'], e['cls_std'], 2)} | "
-            f"{paper} | {e['seconds']:.0f} |"
+            f"{paper} | {_fmt(e.get('perplexity'), e.get('perplexity_std'), 1)} | "
+            f"{_fmt(e.get('codewords_in_use'), e.get('codewords_in_use_std'), 1)} | {_fmt(e['seconds'], None, 0)} | "
+            f"{_fmt(e.get('train_seconds'), None, 0)} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def runs_markdown(rows):
+    """One line per run (every seed), for the spread behind each mean."""
+    lines = ["| model | seed | clustering ACC (%) | NMI | classification (%) | codebook perplexity | codewords in use "
+             "| final reconstruction loss | run |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["model"] == "raw":
+            continue
+        lines.append(f"| {display_name(r)} | {r['seed']} | {r['acc']:.2f} | {r['nmi']:.4f} | {r['cls']:.2f} | "
+                     f"{_fmt(r.get('perplexity'), None, 1)} | {_fmt(r.get('codewords_in_use'), None, 0)} | "
+                     f"{_fmt(r.get('reconstruction_loss'), None, 4)} | {r['run']} |")
     return "\n".join(lines) + "\n"
 
 
 def to_csv(table):
     buffer = io.StringIO()
-    fields = ["dataset", "model", "variant", "K", "d", "n", "acc", "acc_std", "nmi", "nmi_std", "cls", "cls_std", "seconds",
-              "paper_acc", "paper_nmi", "paper_cls"]
+    fields = ["dataset", "model", "variant", "K", "d", "n", "acc", "acc_std", "nmi", "nmi_std", "cls", "cls_std",
+              "perplexity", "codewords_in_use", "seconds", "train_seconds", "paper_acc", "paper_nmi", "paper_cls"]
     writer = csv.DictWriter(buffer, fields)
     writer.writeheader()
     for e in table:
@@ -207,6 +233,6 @@ def to_csv(table):
 
 def write_tables(table, rows, stem, header=""):
     """Write ``stem.md``, ``stem.csv`` and ``stem.json`` (each atomically)."""
-    rundir.write_atomic(stem + ".md", header + to_markdown(table))
+    rundir.write_atomic(stem + ".md", header + to_markdown(table) + "\nEvery run:\n\n" + runs_markdown(rows))
     rundir.write_atomic(stem + ".csv", to_csv(table))
     rundir.write_atomic(stem + ".json", json.dumps({"table": table, "runs": rows}, indent=2, default=float) + "\n")

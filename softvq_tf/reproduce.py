@@ -4,31 +4,33 @@
 
 Trains the six bottlenecks with the data set's preset (``--seeds`` each; AE and
 soft VQ-VAE get at least ``--min-seeds-key`` seeds), probes every run plus the
-raw data, and writes ``results/DATASET.{md,csv,json,png}``. Finished runs and
-their probe scores are reused, so an interrupted reproduction continues.
+raw data, and writes ``results/DATASET.{md,csv,json,png}``, rewritten after
+each run. Each run's scores also go into ``results/scores/DATASET/`` (see
+``softvq_tf.experiment``), so an interrupted reproduction continues, on this
+machine or another, without retraining what was scored.
 """
 
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from softvq_tf.errors import run_cli  # noqa: E402
 
+BOTTLENECKS = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
+DATASETS = ("mnist", "fashion_mnist", "svhn", "cifar10", "digits")
 
-def plan_runs(dataset, seeds, key_seeds, flags, soft_vq_flags=None):
-    """The RunConfigs to train: every bottleneck x seed (``soft_vq_flags`` apply to soft_vq only)."""
-    from softvq_tf.bottlenecks import BOTTLENECKS
-    from softvq_tf.config import resolve_config
+
+def plan_runs(dataset, seeds, key_seeds, settings):
+    """The RunConfigs to train: every bottleneck x seed; each setting goes to the bottlenecks it applies to."""
+    from softvq_tf.config import applicable, resolve_config
 
     configs = []  # seed-major: one seed of every model finishes before the extra seeds start
     for seed in range(max(seeds, key_seeds)):
         for bottleneck in BOTTLENECKS:
             if seed < (max(seeds, key_seeds) if bottleneck in ("ae", "soft_vq") else seeds):
-                extra = (soft_vq_flags or {}) if bottleneck == "soft_vq" else {}
-                configs.append(resolve_config(dataset, bottleneck, seed=seed, **flags, **extra))
+                configs.append(resolve_config(dataset, bottleneck, seed=seed, **applicable(bottleneck, settings)))
     return configs
 
 
@@ -39,10 +41,11 @@ def save_metrics_figure(table, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from softvq_tf.evaluation import display_name
+    from softvq_tf import rundir
+    from softvq_tf.evaluation import MODEL_NAMES
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    names = [display_name(e) for e in table]
+    names = [MODEL_NAMES[e["model"]] for e in table]
     for ax, (metric, label) in zip(axes, (("acc", "clustering ACC (%)"), ("nmi", "NMI"), ("cls", "classification (%)"))):
         ax.bar(range(len(table)), [e[metric] for e in table], yerr=[e[metric + "_std"] or 0 for e in table], capsize=3,
                color=["#999999" if e["model"] == "raw" else "#d62728" if e["model"] == "soft_vq" else "#1f77b4" for e in table])
@@ -50,60 +53,61 @@ def save_metrics_figure(table, path, title):
         ax.set_title(label, fontsize=10)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from softvq_tf import rundir
-
     rundir.save_figure(fig, path, dpi=100)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m softvq_tf.reproduce", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir")
     p.add_argument("--seeds", type=int, default=3, help="seeds per bottleneck (default 3)")
     p.add_argument("--min-seeds-key", type=int, default=3, help="at least this many seeds for ae and soft_vq (default 3)")
     p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--noise-std", type=float, help="soft VQ-VAE: std of the noise on the code (default: the preset's, 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="any other setting (lr, noise_std, likelihood, precision, vq_weight, ...); each applies to the "
+                        "bottlenecks it means something for (noise_std to soft_vq only)")
     p.add_argument("--validation-split", type=float, help="probe on a holdout of train instead of the test split (for tuning)")
     p.add_argument("--kmeans-inits", type=int, default=100)
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--runs-dir", default="runs/reproduce", help="where the runs go (default runs/reproduce)")
-    p.add_argument("--results-dir", default="results", help="where the tables go (default results/)")
+    p.add_argument("--results-dir", default="results", help="where the tables and per-run scores go (default results/)")
     args = p.parse_args(argv)
+    from softvq_tf.config import parse_settings
     from softvq_tf.errors import UsageError
 
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    flags = {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
-             "validation_split": args.validation_split, "out": os.path.join(args.runs_dir, args.dataset)}
-    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, flags, {"noise_std": args.noise_std})
+    if args.seeds < 1 or args.min_seeds_key < 0:
+        raise UsageError(f"--seeds must be >= 1 and --min-seeds-key >= 0, got {args.seeds}, {args.min_seeds_key}")
+    settings = {}
+    for text in args.set:
+        settings.update(parse_settings(text, "--set"))
+    if "bottleneck" in settings:
+        raise UsageError("--set bottleneck=... is not allowed: reproduce trains all six")
+    settings.update({k: v for k, v in {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
+                                        "validation_split": args.validation_split}.items() if v is not None})
+    settings["out"] = os.path.join(args.runs_dir, args.dataset)
+    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, settings)
 
-    import keras
+    from softvq_tf import evaluation, experiment
 
-    from softvq_tf import evaluation, rundir
-    from softvq_tf.training import train
-
-    start, trained = time.time(), 0
-    todo = [c for c in configs if not rundir.is_complete(c.run_dir)]
-    print(f"reproduce {args.dataset}: {len(configs)} runs, {len(configs) - len(todo)} already finished", flush=True)
-    for i, config in enumerate(todo):
-        elapsed = time.time() - start
-        eta = f", about {elapsed / trained * (len(todo) - i) / 60:.0f} min of training left" if trained else ""
-        print(f"[{i + 1}/{len(todo)}] {config.name}: {config.steps} steps{eta}", flush=True)
-        keras.backend.clear_session()
-        train(config, verbose=2)
-        trained += 1
-    rows = evaluation.evaluate_runs([c.run_dir for c in configs], args.kmeans_inits, args.probe_epochs)
-    table = evaluation.summarize(rows)
-    os.makedirs(args.results_dir, exist_ok=True)
     stem = os.path.join(args.results_dir, args.dataset)
     command = "python -m softvq_tf.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
     header = (f"# {args.dataset}: downstream probes of the six bottlenecks\n\nCommand: `{command}`\n\n"
-              f"Mean ± std over seeds; seconds = probe time per run. Machine: {os.cpu_count()} CPU cores.\n\n")
-    evaluation.write_tables(table, rows, stem, header)
-    save_metrics_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
+              f"Mean ± std over seeds (sample std); codebook perplexity and codewords in use are the last training "
+              f"epoch's; probe time is per run. Machine: {os.cpu_count()} CPU cores.\n\n")
+
+    def write(rows):
+        os.makedirs(args.results_dir, exist_ok=True)
+        table = evaluation.summarize(rows)
+        evaluation.write_tables(table, rows, stem, header)
+        save_metrics_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
+        return table
+
+    rows = experiment.run_plan(configs, os.path.join(args.results_dir, "scores"), args.kmeans_inits, args.probe_epochs,
+                               on_row=write)
+    table = write(rows)
     print(evaluation.to_markdown(table))
-    print(f"written: {stem}.md, .csv, .json, .png ({(time.time() - start) / 60:.1f} min)")
+    print(f"written: {stem}.md, .csv, .json, .png")
     return 0
 
 

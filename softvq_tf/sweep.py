@@ -5,60 +5,31 @@
 
 Each ``--variant NAME:key=value,...`` is one run per seed (``bottleneck=ae``
 switches the model; any other key is a ``RunConfig`` field). Runs go to
-``RUNS_DIR/DATASET/NAME_seedS`` and are reused when finished; the probes score
-the held-out part of train. Writes ``results/sweep_DATASET.md`` (and JSON) with
+``RUNS_DIR/DATASET/`` under their usual names and, like their scores, are
+reused when finished (``softvq_tf.experiment``); the probes score the
+held-out part of train. Writes ``results/sweep_DATASET.md`` (and JSON) with
 the validation scores and each run's final training losses.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
-import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from softvq_tf.errors import UsageError, run_cli  # noqa: E402
 
 
-def _boolean(value):
-    if value.lower() not in ("true", "false", "1", "0"):
-        raise ValueError(value)
-    return value.lower() in ("true", "1")
-
-
 def parse_variant(text):
     """``"NAME:key=value,key=value"`` -> ``(NAME, {key: typed value})``."""
-    from softvq_tf.config import RunConfig
+    from softvq_tf.config import parse_settings
 
     name, sep, assignments = text.partition(":")
     if not sep or not name or os.sep in name:
         raise UsageError(f"--variant must look like NAME:key=value,... (got {text!r})")
-    types = {f.name: f.type for f in dataclasses.fields(RunConfig)}
-    flags = {}
-    for item in filter(None, assignments.split(",")):
-        key, eq, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not eq or key not in types or key in ("dataset", "out", "name", "seed", "validation_split", "image_shape"):
-            raise UsageError(f"--variant {name}: {item!r} is not a settable key=value")
-        field_type = types[key]
-        kind = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type)
-        if kind is bool:
-            kind = _boolean
-        try:
-            flags[key] = kind(value.strip())
-        except ValueError:
-            raise UsageError(f"--variant {name}: {key}={value!r} is not a valid {kind.__name__}") from None
-    return name, flags
-
-
-def final_losses(run_dir):
-    """The last epoch's training logs of a finished run."""
-    with open(os.path.join(run_dir, "history.json")) as f:
-        history = json.load(f)["history"]
-    return {k: v[-1] for k, v in history.items()}
+    return name, parse_settings(assignments, f"--variant {name}")
 
 
 def to_markdown(rows):
@@ -85,6 +56,7 @@ def main(argv=None):
     p.add_argument("--kmeans-inits", type=int, default=100)
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--runs-dir", default="runs/sweep")
+    p.add_argument("--scores-dir", help="per-run scores (default: scores/ beside the output)")
     p.add_argument("--output", help="default results/sweep_DATASET.md")
     args = p.parse_args(argv)
     if not 0 < args.validation_split < 1:
@@ -104,37 +76,26 @@ def main(argv=None):
         for seed in range(args.seeds):
             plan.append((name, resolve_config(
                 args.dataset, bottleneck, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size,
-                validation_split=args.validation_split, seed=seed, out=os.path.join(args.runs_dir, args.dataset),
-                name=f"{name}_seed{seed}", **flags)))
+                validation_split=args.validation_split, seed=seed, out=os.path.join(args.runs_dir, args.dataset), **flags)))
 
-    import keras
-    import numpy as np
-
-    from softvq_tf import evaluation, rundir
-    from softvq_tf.training import train
+    from softvq_tf import evaluation, experiment, rundir
 
     start = time.time()
-    for i, (name, config) in enumerate(plan):
-        if rundir.is_complete(config.run_dir):
-            continue
-        print(f"[{i + 1}/{len(plan)}] {config.name}: {config.bottleneck}, {config.steps} steps", flush=True)
-        keras.backend.clear_session()
-        train(config, verbose=2)
-    scores = evaluation.evaluate_runs([c.run_dir for _, c in plan], args.kmeans_inits, args.probe_epochs, raw=False)
+    output = args.output or os.path.join("results", f"sweep_{args.dataset}.md")
+    scores_dir = args.scores_dir or os.path.join(os.path.dirname(output), "scores")
+    scores = experiment.run_plan([c for _, c in plan], scores_dir, args.kmeans_inits, args.probe_epochs, raw=False)
     for (name, _), score in zip(plan, scores):
-        score["variant"] = name  # group by the variant's name, over seeds
-    summary = {entry["variant"]: entry for entry in evaluation.summarize(scores)}
+        score["variant_name"] = name
+    summary = {entry["variant_name"]: entry for entry in evaluation.summarize(scores, group_by="variant_name")}
     rows = []
     for name, settings in variants:
         entry = summary[name]
         row = {"variant": name, "settings": settings, "n": entry["n"]}
         for metric in ("acc", "nmi", "cls"):
             row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
-        losses = [final_losses(c.run_dir) for n, c in plan if n == name]
         for key in ("reconstruction_loss", "perplexity", "codewords_in_use"):
-            row[key] = float(np.mean([l[key] for l in losses])) if key in losses[0] else None
+            row[key] = entry[key]
         rows.append(row)
-    output = args.output or os.path.join("results", f"sweep_{args.dataset}.md")
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     command = "python -m softvq_tf.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
     header = (f"# {args.dataset}: settings compared on a validation split\n\nCommand: `{command}`\n\n"

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from softvq_tf import rundir
 from softvq_tf.bottlenecks import make_bottleneck
-from softvq_tf.config import RunConfig
+from softvq_tf.config import RunConfig, identity_changes
 from softvq_tf.data import load_splits, preprocess
 from softvq_tf.errors import TrainingError, UsageError
 from softvq_tf.export import export_encoder
@@ -95,22 +95,26 @@ def epoch_length(config, n_train):
     return max(candidates) if candidates else config.steps
 
 
-def make_dataset(images, config, seed):
-    """Infinite shuffled batches of preprocessed images (``tf.data``: shuffle, batch, prefetch).
+def make_dataset(images, config, seed, start_step=0):
+    """Infinite shuffled batches of preprocessed images, from batch ``start_step`` on.
 
-    Each pass over the data is a stateless permutation seeded by ``(seed, pass)``,
-    so the order is the same however often or wherever (one replica or many)
-    the pipeline is instantiated; ``Dataset.shuffle`` keeps hidden state that
-    advances with every new iterator.
+    The sample stream is a concatenation of passes, each a stateless
+    permutation seeded by ``(seed, pass)``, cut into batches. So the order is
+    the same however often or wherever (one replica or many) the pipeline is
+    instantiated (``Dataset.shuffle`` keeps hidden state that advances with
+    every new iterator), and a resumed run continues the stream exactly where
+    the interrupted one stopped instead of starting pass 0 again.
     """
     images = tf.constant(images)
     n = int(images.shape[0])
+    first_sample = start_step * config.batch_size
+    first_pass = first_sample // n
 
     def one_pass(index):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), index]))
         return tf.data.Dataset.from_tensor_slices(order)
 
-    ds = tf.data.Dataset.range(2**62).flat_map(one_pass)
+    ds = tf.data.Dataset.range(first_pass, 2**62).flat_map(one_pass).skip(first_sample - first_pass * n)
     ds = ds.batch(config.batch_size, drop_remainder=True)
     ds = ds.map(lambda i: preprocess(tf.gather(images, i), config.pixel_max, config.pixel_offset),
                 num_parallel_calls=tf.data.AUTOTUNE)
@@ -125,7 +129,8 @@ def build_model(config, data_variance):
     bottleneck = make_bottleneck(
         config.bottleneck,
         num_codewords=config.num_codewords,
-        beta=config.beta,
+        kl_weight=config.kl_weight,
+        commitment=config.commitment,
         vq_weight=config.vq_weight,
         noise_std=config.noise_std,
         likelihood=config.likelihood,
@@ -181,19 +186,34 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
 
 
 def _prepare_run_dir(config):
-    """Create the run directory, or check that an unfinished one belongs to this config."""
+    """Create the run directory, or check that what it holds belongs to this config.
+
+    A finished run is never trained again; an unfinished one is resumed only
+    by the same settings (its identity, and the epoch length its backup counts in).
+    """
     path = config.run_dir
     config_path = os.path.join(path, "config.json")
-    if rundir.is_complete(path):
-        raise UsageError(f"run {path} is already complete; choose another --name or delete it")
     if os.path.exists(config_path):
-        previous = rundir.read_json(config_path)
-        current = json.loads(config.to_json())
-        changed = sorted(k for k in current if previous.get(k) != current[k] and k not in ("distribute",))
+        previous = RunConfig.load(path)
+        changed = identity_changes(previous, config)
+        if rundir.is_complete(path):
+            if changed:
+                raise UsageError(f"{path} holds a finished run with other settings ({', '.join(changed)}); choose another --name or --out")
+            raise UsageError(f"run {path} is already complete; choose another --name or delete it")
+        changed += [k for k in ("steps_per_execution", "checkpoint_every") if getattr(previous, k) != getattr(config, k)]
         if changed:
-            raise UsageError(f"{path} holds an unfinished run with other settings ({', '.join(changed)}); choose another --name")
+            raise UsageError(f"{path} holds an unfinished run with other settings ({', '.join(changed)}); "
+                             "run its own command again to resume it, or choose another --name")
     os.makedirs(path, exist_ok=True)
     rundir.write_atomic(config_path, config.to_json() + "\n")
+
+
+def completed_steps(backup_dir, steps_per_epoch):
+    """Training steps a ``BackupAndRestore`` backup holds (0 without one)."""
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(metadata):
+        return 0
+    return int(rundir.read_json(metadata)["epoch"]) * steps_per_epoch
 
 
 def save_reconstruction_figure(model, images, config, path, n=10):
@@ -216,8 +236,8 @@ def save_reconstruction_figure(model, images, config, path, n=10):
     rundir.save_figure(fig, path, dpi=80)
 
 
-def train(config: RunConfig, verbose=1, log=print):
-    """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``."""
+def _start_session(config):
+    """Seed everything, set determinism and the precision policy; returns the strategy."""
     keras.utils.set_random_seed(config.seed)
     set_op_determinism(not config.jit_compile)
     keras.mixed_precision.set_global_policy(config.precision)
@@ -225,33 +245,16 @@ def train(config: RunConfig, verbose=1, log=print):
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UsageError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas; use a multiple of {replicas}")
-    chief = is_chief(strategy)
+    return strategy
 
-    splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
-    data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
-    steps_per_epoch = epoch_length(config, len(splits.x_train))
-    epochs = config.steps // steps_per_epoch
-    if chief:
-        _prepare_run_dir(config)
-    # Non-chief workers keep their backups out of the run directory.
-    work_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="softvq-worker-")
-    log(f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_test)} test), "
-        f"{config.bottleneck}, {replicas} replica(s), {epochs} x {steps_per_epoch} steps -> {config.run_dir}")
 
-    with strategy.scope():
-        model = build_model(config, data_variance)
-        model.compile(
-            optimizer=FusedAdam(config.lr),
-            steps_per_execution=config.steps_per_execution,
-            jit_compile=config.jit_compile,
-        )
-        model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
-    backup_dir = os.path.join(work_dir, "backup")
-    nan_guard = NaNGuard()
-    nan_guard.steps_per_epoch = steps_per_epoch
+def _callbacks(work_dir, chief, nan_guard):
+    """NaN guard, backups for resume, per-epoch CSV log; on the chief also the best checkpoint and TensorBoard."""
     callbacks = [
         nan_guard,
-        keras.callbacks.BackupAndRestore(backup_dir),  # resume after a kill
+        # Before the backup: a kill between the two repeats an epoch's row (read_epoch_log keeps the last), never loses it.
+        keras.callbacks.CSVLogger(os.path.join(work_dir, "epochs.csv"), append=True),
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
     ]
     if chief:
         os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
@@ -262,14 +265,58 @@ def train(config: RunConfig, verbose=1, log=print):
             ),
             keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
         ]
-    if os.path.exists(os.path.join(backup_dir, "training_metadata.json")):
-        log(f"resuming from the backup in {backup_dir}")
+    return callbacks
+
+
+def read_epoch_log(path):
+    """Per-epoch metrics from the CSV log, ``{name: [value per epoch]}``; a repeated epoch keeps its last row."""
+    import csv
+
+    rows = {}
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                # Keras's CSVLogger writes NA for the validation columns of a fit without validation.
+                epoch = int(row.pop("epoch"))
+                rows[epoch] = {k: float(v) for k, v in row.items() if v not in ("NA", "")}
+    names = sorted({k for row in rows.values() for k in row})
+    return {name: [rows[e].get(name, float("nan")) for e in sorted(rows)] for name in names}
+
+
+def train(config: RunConfig, verbose=1, log=print):
+    """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``."""
+    strategy = _start_session(config)
+    chief = is_chief(strategy)
+    splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
+    data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
+    steps_per_epoch = epoch_length(config, len(splits.x_train))
+    epochs = config.steps // steps_per_epoch
+    if chief:
+        _prepare_run_dir(config)
+    # Non-chief workers keep their backups out of the run directory.
+    work_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="softvq-worker-")
+    log(f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_test)} test), "
+        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s), {epochs} x {steps_per_epoch} steps -> {config.run_dir}")
+
+    with strategy.scope():
+        model = build_model(config, data_variance)
+        model.compile(
+            optimizer=FusedAdam(config.lr, epsilon=config.adam_epsilon),
+            steps_per_execution=config.steps_per_execution,
+            jit_compile=config.jit_compile,
+        )
+        model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
+    nan_guard = NaNGuard()
+    nan_guard.steps_per_epoch = steps_per_epoch
+    done = completed_steps(os.path.join(work_dir, "backup"), steps_per_epoch)
+    if done:
+        log(f"resuming from the backup in {os.path.join(work_dir, 'backup')} at step {done}")
     start = time.time()
-    history = model.fit(
-        make_dataset(splits.x_train, config, config.seed),
+    model.fit(
+        make_dataset(splits.x_train, config, config.seed, start_step=done),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
+        callbacks=_callbacks(work_dir, chief, nan_guard),
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
     )
@@ -277,24 +324,27 @@ def train(config: RunConfig, verbose=1, log=print):
     if nan_guard.bad_step is not None:
         raise TrainingError(
             f"loss became NaN or inf at step {nan_guard.bad_step}; training stopped, the last good weights are in "
-            f"{os.path.join(config.run_dir, 'checkpoints', 'best.weights.h5')}; try a lower --lr"
+            f"{os.path.join(config.run_dir, 'checkpoints', 'best.weights.h5')}; to retry with a lower --lr, "
+            f"delete {config.run_dir} or give the new run another --name"
         )
     digest = weights_digest(model)
     log(f"final weights sha256: {digest}")
+    history = read_epoch_log(os.path.join(work_dir, "epochs.csv"))
     # Every worker writes (calls into the model may need all workers' collectives);
     # non-chief workers write into their temporary directory, then drop it.
-    _write_outputs(model, config, splits, history.history, seconds, steps_per_epoch, work_dir)
+    _write_outputs(model, config, splits, history, seconds, steps_per_epoch, work_dir)
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return TrainResult(config.run_dir, model, strategy, history.history, digest)
+    return TrainResult(config.run_dir, model, strategy, history, digest)
 
 
 def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, path):
     rundir.write_json(
         os.path.join(path, "history.json"),
         {
-            "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+            "history": history,
             "seconds_this_session": seconds,
+            "weights_sha256": weights_digest(model),
             "steps": config.steps,
             "steps_per_epoch": steps_per_epoch,
             "data_variance": model.data_variance,

@@ -71,8 +71,8 @@ def test_hard_vq_codebook_gradient_comes_only_from_codebook_term():
     codebook = layer.codebook.numpy()
     nearest = ((z[:, :, None] - codebook[None]) ** 2).sum(1).argmin(1)
     expected = np.zeros_like(codebook)
-    for b, k in enumerate(nearest):  # d/de_k of w * mean_b ||z_b - e_k||^2; the commitment term is stopped
-        expected[:, k] += w * 2 * (codebook[:, k] - z[b]) / B
+    for b, k in enumerate(nearest):  # d/de_k of w * mean_{b,i} (z_bi - e_ik)^2; the commitment term is stopped
+        expected[:, k] += w * 2 * (codebook[:, k] - z[b]) / (B * D)
     np.testing.assert_allclose(tape.gradient(loss, layer.codebook).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -84,10 +84,12 @@ def test_soft_vq_matches_numpy_reference():
     p = _numpy_soft_weights(z.astype(np.float64), codebook.astype(np.float64), log_sigma.astype(np.float64))
     np.testing.assert_allclose(layer.posterior(z, log_sigma).numpy(), p, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(layer(tf.constant(z), tf.constant(log_sigma)).numpy(), p @ codebook.T, rtol=1e-4, atol=1e-5)
+    # The notebook's loss, term by term: tf.reduce_mean over batch and latent dimensions.
     w, beta = layer.weight, layer.commitment
     zq = p @ codebook.T
-    expected_loss = w * (1 + beta) * ((z - zq) ** 2).sum(1).mean()
-    np.testing.assert_allclose(float(tf.add_n(layer.losses)), expected_loss, rtol=1e-4)
+    e_latent_loss = np.mean((zq - z) ** 2)
+    q_latent_loss = np.mean((zq - z) ** 2)
+    np.testing.assert_allclose(float(tf.add_n(layer.losses)), w * (q_latent_loss + beta * e_latent_loss), rtol=1e-4)
 
 
 @pytest.mark.parametrize("likelihood", ["original", "gaussian"])
@@ -123,7 +125,7 @@ def test_vae_kl_matches_closed_form():
     var = np.exp(logvar)
     expected = 0.5 * (var + mu**2 - 1 - logvar).sum(1)  # KL(N(mu, var) || N(0, 1)) per sample
     np.testing.assert_allclose(GaussianBottleneck.kl_divergence(tf.constant(mu), tf.constant(logvar)).numpy(), expected, rtol=1e-6)
-    layer = GaussianBottleneck(beta=20.0, seed=0)
+    layer = GaussianBottleneck(kl_weight=20.0, seed=0)
     layer(tf.constant(mu, tf.float32), tf.constant(logvar, tf.float32), training=True)
     np.testing.assert_allclose(float(tf.add_n(layer.losses)), 20.0 * expected.mean(), rtol=1e-5)
 
@@ -171,7 +173,7 @@ def test_usage_metrics_match_numpy():
 
 @pytest.mark.parametrize("name", BOTTLENECKS)
 def test_every_layer_survives_config_round_trip(name):
-    layer = make_bottleneck(name, num_codewords=K, beta=2.0, vq_weight=3.0, noise_std=0.1, seed=4)
+    layer = make_bottleneck(name, num_codewords=K, kl_weight=2.0, commitment=2.0, vq_weight=3.0, noise_std=0.1, seed=4)
     z = tf.constant(_inputs())
     head_units = layer.head_units(D)
     head = tf.constant(np.random.default_rng(0).normal(size=(B, head_units)).astype(np.float32)) if head_units else None
@@ -191,10 +193,41 @@ def test_every_layer_survives_config_round_trip(name):
         (lambda: VectorQuantizer(0), "num_codewords"),
         (lambda: SoftVectorQuantizer(4, noise_std=-1), "noise_std"),
         (lambda: SoftVectorQuantizer(4, likelihood="laplace"), "likelihood"),
-        (lambda: GaussianBottleneck(beta=-1), "beta"),
+        (lambda: GaussianBottleneck(kl_weight=-1), "kl_weight"),
         (lambda: make_bottleneck("pca"), "unknown bottleneck"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_them(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_hard_vq_loss_is_the_notebooks_per_element_mean():
+    z = _inputs()
+    layer = _built(VectorQuantizer(K, commitment=2.5, weight=3.0, seed=1), z)
+    zq = layer(tf.constant(z)).numpy()
+    mse = np.mean((zq - z) ** 2)  # tf.reduce_mean((quantized - z) ** 2): over the batch AND the d dimensions
+    np.testing.assert_allclose(float(tf.add_n(layer.losses)), 3.0 * (mse + 2.5 * mse), rtol=1e-5)
+    assert float(tf.add_n(layer.losses)) < 3.0 * 3.5 * ((zq - z) ** 2).sum(1).mean()  # not the sum over d
+
+
+@pytest.mark.parametrize("name", BOTTLENECKS)
+def test_bottlenecks_compute_in_float32_under_mixed_bfloat16(name):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        layer = make_bottleneck(name, num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1, seed=0)
+        z = tf.cast(tf.constant(_inputs()), tf.bfloat16)  # what a bf16 encoder hands over
+        units = layer.head_units(D)
+        head = tf.cast(tf.zeros([B, units]), tf.bfloat16) if units else None
+        out = layer(z, head, training=True)
+        assert layer.compute_dtype == "float32" and out.dtype == tf.float32
+        assert all(loss.dtype == tf.float32 for loss in layer.losses)
+        if name in ("vq", "soft_vq"):
+            assert layer.codebook.dtype == "float32"
+            assert layer.distances(z).dtype == tf.float32
+        if name == "soft_vq":
+            assert layer.posterior(z, head).dtype == tf.float32
+        if name in ("vae", "beta_vae"):
+            assert GaussianBottleneck.kl_divergence(tf.cast(z, tf.float32), tf.zeros([B, D])).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -1,6 +1,9 @@
 """Smoke runs of the reproduction, sweep and benchmark commands (a few steps: they must run end to end)."""
 
 import json
+import shutil
+
+import pytest
 
 from conftest import assert_one_line_error, run_script
 
@@ -17,8 +20,35 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
     for suffix in (".md", ".csv", ".png"):
         assert (tmp_path / "results" / f"digits{suffix}").stat().st_size > 0
     assert "Command: `python -m softvq_tf.reproduce" in (tmp_path / "results" / "digits.md").read_text()
+    scores = sorted(p.name for p in (tmp_path / "results" / "scores" / "digits").iterdir())
+    assert len(scores) == 9 and "raw.json" in scores  # one file per run, and the raw data
+    # Another machine: only the committed results/ travel; nothing is retrained, the table is the same.
+    shutil.rmtree(tmp_path / "runs")
     again = run_script(args)
-    assert again.returncode == 0 and "8 runs, 8 already finished" in again.stdout
+    assert again.returncode == 0 and "8 runs planned, 8 already scored" in again.stdout, again.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()
+    assert json.load(open(tmp_path / "results" / "digits.json"))["table"] == table
+    # Other settings are other runs: a budget of 3 steps reuses none of the 2-step runs or scores.
+    other = run_script([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]])
+    assert other.returncode == 0 and "8 runs planned, 0 already scored" in other.stdout, other.stderr[-2000:]
+    rows = json.load(open(tmp_path / "results" / "digits.json"))["runs"]
+    assert all("steps=3" in r["variant"] for r in rows if r["model"] != "raw")
+    assert all(r["paper"] is None for r in json.load(open(tmp_path / "results" / "digits.json"))["table"])
+
+
+def test_a_finished_run_is_never_reused_with_other_settings(tmp_path):
+    base = ["train.py", "--bottleneck", "ae", "--latent-dim", "4", "--quiet", "--out", str(tmp_path), "--name", "x"]
+    assert run_script([*base, "--steps", "2"]).returncode == 0
+    assert_one_line_error(run_script([*base, "--steps", "3"]), "other settings", "steps")
+    assert_one_line_error(run_script([*base, "--steps", "2"]), "already complete")
+    # reproduce/sweep: a run folder under the expected name that holds another run is refused, not scored.
+    from softvq_tf import experiment
+    from softvq_tf.config import resolve_config
+    from softvq_tf.errors import UsageError
+
+    config = resolve_config("digits", "ae", latent_dim=4, steps=2, seed=1, out=str(tmp_path), name="x")
+    with pytest.raises(UsageError, match="other settings"):
+        experiment.run_plan([config], str(tmp_path / "scores"), kmeans_inits=1, probe_epochs=1, raw=False, log=lambda *a: None)
 
 
 def test_bench_smoke(tmp_path):
@@ -39,8 +69,9 @@ def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
     assert [r["variant"] for r in rows] == ["original", "gaussian_noisy", "ae"]
     assert rows[1]["settings"] == {"likelihood": "gaussian", "noise_std": 0.2}
     assert rows[2]["perplexity"] is None and rows[0]["perplexity"] is not None
-    config = json.load(open(tmp_path / "runs" / "digits" / "gaussian_noisy_seed0" / "config.json"))
+    config = json.load(open(next((tmp_path / "runs" / "digits").glob("digits_soft_vq_*gaussian*noise0.2*seed0")) / "config.json"))
     assert config["validation_split"] > 0 and config["noise_std"] == 0.2  # never the test split
+    assert (tmp_path / "scores" / "digits").is_dir()  # per-run scores beside the output
     assert "| gaussian_noisy | 1 |" in (tmp_path / "s.md").read_text()
     bad = run_script(["-m", "softvq_tf.sweep", "--dataset", "digits", "--variant", "x:noise_std=loud"])
     assert_one_line_error(bad, "noise_std", "float")

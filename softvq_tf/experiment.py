@@ -1,0 +1,98 @@
+"""A set of runs carried through to scores: plan -> skip what is scored -> train what is missing -> score.
+
+``reproduce`` and ``sweep`` are thin shells over ``run_plan``. Each finished
+run's scores go into ``SCORES/DATASET/RUN_NAME.json`` together with the run's
+identity and the probe settings (``results/scores`` is committed), so an
+experiment interrupted on one machine continues on another without
+retraining what was already scored. A stored score is reused only for the same
+identity, seed and probe settings; a run directory holding another identity is
+refused, never reused.
+"""
+
+import os
+import time
+
+from softvq_tf import evaluation, rundir
+from softvq_tf.config import RunConfig, identity_changes, run_identity
+from softvq_tf.errors import UsageError
+
+
+def score_path(scores_dir, config):
+    return os.path.join(scores_dir, config.dataset, config.name + ".json")
+
+
+def raw_score_path(scores_dir, config):
+    split = f"_val{config.validation_split:g}" if config.validation_split else ""
+    return os.path.join(scores_dir, config.dataset, f"raw{split}.json")
+
+
+def _stored(path, identity, seed, settings):
+    """The stored row at ``path`` if it was scored for this identity, seed and probe settings."""
+    if not os.path.exists(path):
+        return None
+    stored = rundir.read_json(path)
+    if stored.get("identity") != identity or stored.get("seed") != seed or stored.get("probe_settings") != settings:
+        return None
+    return stored["row"]
+
+
+def _store(path, identity, seed, settings, row):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rundir.write_json(path, {"identity": identity, "seed": seed, "probe_settings": settings, "row": row})
+
+
+def _check_run_dir(config):
+    """A finished run directory must hold this very run (same identity and seed)."""
+    stored = RunConfig.load(config.run_dir)
+    changed = identity_changes(stored, config) + (["seed"] if stored.seed != config.seed else [])
+    if changed:
+        raise UsageError(f"{config.run_dir} holds a run with other settings ({', '.join(changed)}); move it away or choose another runs folder")
+
+
+def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, on_row=None, log=print):
+    """Train and score every config not scored yet; returns the rows (raw data first per data set).
+
+    ``on_row(rows)`` is called with the rows so far after each newly scored
+    run, so a caller can rewrite its tables as results come in.
+    """
+    import keras
+
+    from softvq_tf.training import train
+
+    settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs}
+    splits, rows, raw_done = evaluation.SplitCache(), [], set()
+    todo = [c for c in configs if _stored(score_path(scores_dir, c), run_identity(c), c.seed, settings) is None]
+    log(f"{len(configs)} runs planned, {len(configs) - len(todo)} already scored in {scores_dir}")
+    start, trained = time.time(), 0
+    for config in configs:
+        data_key = (config.dataset, config.validation_split)
+        if raw and data_key not in raw_done:
+            raw_done.add(data_key)
+            path = raw_score_path(scores_dir, config)
+            identity = {"dataset": config.dataset, "validation_split": config.validation_split}
+            row = _stored(path, identity, None, settings)
+            if row is None:
+                row = evaluation.score_raw(config, splits.get(config), settings, log)
+                _store(path, identity, None, settings, row)
+            rows.append(row)
+        path = score_path(scores_dir, config)
+        row = _stored(path, run_identity(config), config.seed, settings)
+        if row is None:
+            if rundir.is_complete(config.run_dir):
+                _check_run_dir(config)
+            else:
+                position = todo.index(config) + 1
+                eta = (f", about {(time.time() - start) / trained * (len(todo) - position + 1) / 60:.0f} min left"
+                       if trained else "")
+                log(f"[{position}/{len(todo)}] {config.name}: {config.steps} steps{eta}")
+                keras.backend.clear_session()
+                train(config, verbose=2, log=log)
+                trained += 1
+            row = evaluation.score_run(config.run_dir, config, splits.get(config), settings, log=log)
+            _store(path, run_identity(config), config.seed, settings, row)
+            rows.append(row)
+            if on_row:
+                on_row(rows)
+        else:
+            rows.append(row)
+    return rows
