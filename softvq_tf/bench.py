@@ -11,17 +11,14 @@ the achieved model GFLOP/s (forward + backward = 3 x forward FLOPs) as a
 fraction of the peak. Also times the probes on 10,000 latents against plain
 scikit-learn."""
 
-import argparse
 import os
 import platform
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from softvq_tf.errors import run_cli  # noqa: E402
+from softvq_tf.errors import ArgumentParser, run_cli
 
 
 def matmul_peak_gflops(n=2048, repeats=30):
@@ -141,13 +138,16 @@ def probe_timings(n=10_000, d=64, kmeans_inits=100):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m softvq_tf.bench", description="Training throughput vs the machine's matmul peak.")
+    p = ArgumentParser(prog="python -m softvq_tf.bench", description="Training throughput vs the machine's matmul peak.")
     p.add_argument("--steps", type=int, default=600, help="steps per timed epoch (default 600; CNN: a tenth)")
     p.add_argument("--repeats", type=int, default=3, help="timed epochs per configuration (default 3)")
     p.add_argument("--kmeans-inits", type=int, default=100)
     p.add_argument("--output", help="write a Markdown report here (e.g. results/benchmarks.md)")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
-    import tensorflow as tf
+    from softvq_tf.runtime import start_tensorflow
+
+    tf = start_tensorflow(args.verbose)
 
     from softvq_tf.training import set_op_determinism
 

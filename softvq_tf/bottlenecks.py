@@ -12,6 +12,8 @@ whole epoch and, under ``tf.distribute``, over every replica.
 import keras
 import tensorflow as tf
 
+from softvq_tf import BOTTLENECKS
+
 PACKAGE = "softvq_tf"
 
 
@@ -251,6 +253,11 @@ class _Quantizer(Bottleneck):
         """Return ``(z_q [B, d], assignment probabilities [B, K])``."""
         raise NotImplementedError
 
+    def assignment_probabilities(self, z_e, head=None):
+        """How each code is assigned to the codewords, ``[B, K]`` (one-hot for the hard quantizer; no noise)."""
+        z_e, head = self._float32(z_e, head)
+        return self._quantize(z_e, head, training=False)[1]
+
     def call(self, z_e, head=None, training=None):
         z_e, head = self._float32(z_e, head)
         z_q, probs = self._quantize(z_e, head, training)
@@ -342,9 +349,6 @@ class SoftVectorQuantizer(_Quantizer):
 
     def get_config(self):
         return {**super().get_config(), "noise_std": self.noise_std, "likelihood": self.likelihood}
-
-
-BOTTLENECKS = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
 
 
 def make_bottleneck(name, *, num_codewords=None, kl_weight=None, commitment=None, vq_weight=None, noise_std=None,

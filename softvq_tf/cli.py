@@ -1,14 +1,14 @@
 """Command-line front end of ``train.py``: flags -> RunConfig -> ``training.train``."""
 
-import argparse
 import os
 
-from softvq_tf.bottlenecks import BOTTLENECKS
-from softvq_tf.config import DATASETS, DISTRIBUTE, resolve_config
+from softvq_tf import BOTTLENECKS
+from softvq_tf.config import DATASETS, DISTRIBUTE, epoch_length, resolve_config
+from softvq_tf.errors import ArgumentParser
 
 
 def train_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="train.py",
         description="Train an autoencoder with one of six bottlenecks; defaults come from the paper's preset for --dataset.",
     )
@@ -36,17 +36,33 @@ def train_parser():
     p.add_argument("--out", help="folder for runs (default runs/)")
     p.add_argument("--name", help="run directory name (default from dataset, bottleneck, d, K, seed)")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved settings and the run directory, then exit")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     return p
 
 
 def main(argv=None):
     args = vars(train_parser().parse_args(argv))
-    quiet = args.pop("quiet")
+    quiet, dry_run, verbose = args.pop("quiet"), args.pop("dry_run"), args.pop("verbose")
     config = resolve_config(args.pop("dataset"), args.pop("bottleneck"), **args)
-    print("settings:", ", ".join(f"{k}={v}" for k, v in sorted(vars(config).items())), flush=True)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from softvq_tf.training import train  # TensorFlow loads here, after the flags are checked
+    from softvq_tf.data import load_splits, needs_tensorflow
+    from softvq_tf.runtime import start_tensorflow
 
-    run_dir = train(config, verbose=2 if quiet else 1).run_dir
+    # Everything that can be checked is checked before TensorFlow loads
+    # (TFDS itself needs TensorFlow, so that source loads it first).
+    if needs_tensorflow(config.dataset, config.data_dir) and not dry_run:
+        start_tensorflow(verbose)
+    splits = None if dry_run and needs_tensorflow(config.dataset, config.data_dir) else load_splits(
+        config.dataset, config.data_dir, config.validation_split)
+    steps_per_epoch = epoch_length(config, len(splits.x_train)) if splits else None
+    print("settings:", ", ".join(f"{k}={v}" for k, v in sorted(vars(config).items())), flush=True)
+    if dry_run:
+        schedule = f", {config.steps // steps_per_epoch} epochs of {steps_per_epoch} steps" if steps_per_epoch else ""
+        print(f"run directory: {config.run_dir}{schedule} (dry run: nothing trained)")
+        return 0
+    start_tensorflow(verbose)
+    from softvq_tf.training import train
+
+    run_dir = train(config, verbose=2 if quiet else 1, splits=splits).run_dir
     print(f"done: {run_dir} (encoder SavedModel in {os.path.join(run_dir, 'encoder')})")
     return 0

@@ -13,7 +13,7 @@ import os
 import typing
 from typing import Optional
 
-from softvq_tf.bottlenecks import BOTTLENECKS
+from softvq_tf import BOTTLENECKS
 from softvq_tf.errors import UsageError
 
 
@@ -202,6 +202,41 @@ def default_steps_per_execution(steps, checkpoint_every=None):
     """The largest ``k <= STEPS_PER_EXECUTION`` dividing ``steps`` (and ``checkpoint_every``)."""
     period = math.gcd(steps, checkpoint_every) if checkpoint_every else steps
     return max(k for k in range(1, STEPS_PER_EXECUTION + 1) if period % k == 0)
+
+
+def _epoch_period(steps, spe, target):
+    """The longest epoch <= ``target`` steps dividing ``steps``, a multiple of ``spe``, at least target / 4; else None."""
+    if steps <= target:
+        return steps if steps % spe == 0 else None
+    candidates = [p for p in range(spe, target + 1, spe) if steps % p == 0 and p >= target // 4]
+    return max(candidates) if candidates else None
+
+
+def epoch_length(config, n_train):
+    """Steps per Keras epoch (the logging, backup and checkpoint period): a divisor of ``steps``.
+
+    Aims at one pass over the data (at least 250 steps, so that small data sets
+    do not spend their time in callbacks), a multiple of ``steps_per_execution``.
+    A ``--steps`` with no divisor near that is refused, rather than silently
+    running one-step epochs with a backup and a checkpoint each.
+    """
+    if config.checkpoint_every:
+        if config.steps % config.checkpoint_every:
+            raise UsageError(f"--checkpoint-every {config.checkpoint_every} must divide --steps {config.steps}")
+        return config.checkpoint_every
+    target = max(250, n_train // config.batch_size)
+    period = _epoch_period(config.steps, config.steps_per_execution, target)
+    if period is None:
+        def works(steps):
+            return _epoch_period(steps, default_steps_per_execution(steps), target) is not None
+
+        nearest = min((s for s in range(max(1, config.steps - target), config.steps + target + 1) if works(s)),
+                      key=lambda s: abs(s - config.steps))
+        raise UsageError(
+            f"--steps {config.steps} has no divisor between {target // 4} and {target} steps (about one pass over "
+            f"{n_train} images at batch {config.batch_size}) for the epochs that log, back up and checkpoint; "
+            f"use --steps {nearest}, or set --checkpoint-every")
+    return period
 
 
 def resolve_config(dataset="digits", bottleneck="soft_vq", **flags):

@@ -40,6 +40,17 @@ def preprocess(images, pixel_max, pixel_offset):
     return tf.cast(images, tf.float32) / pixel_max + pixel_offset
 
 
+def needs_tensorflow(dataset, data_dir=None):
+    """True when ``dataset`` comes through TensorFlow Datasets (no ``--data-dir``)."""
+    return dataset != "digits" and data_dir is None
+
+
+def check_source(dataset, data_dir=None):
+    """Fail early, with one line, when ``--data-dir`` cannot hold ``dataset`` (cheap: no file is parsed)."""
+    if data_dir is not None and dataset != "digits" and not os.path.isdir(data_dir):
+        raise DataError(f"--data-dir {data_dir} is not a directory; point it at {_LOCAL_HINT.get(dataset, 'the data files')}")
+
+
 def load_splits(dataset, data_dir=None, validation_split=0.0, seed=0):
     """Load ``dataset``; with ``validation_split`` the test split is a seeded holdout of train."""
     if dataset == "digits":
@@ -135,12 +146,33 @@ def _read_svhn(path):
     return images, labels
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 python batch holds: dicts, lists, bytes and NumPy arrays.
+
+    Unpickling runs whatever callable the file names; a batch needs only
+    NumPy's array reconstruction, so any other global is refused.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"refusing to unpickle {module}.{name}: a CIFAR-10 batch never contains it, so the file "
+                            "is not a genuine batch (possibly hostile); download cifar-10-python.tar.gz again")
+        return super().find_class(module, name)
+
+
 def _read_cifar(path):
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # RGB planes -> HWC
         labels = np.asarray(batch[b"labels"], np.int64)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
     except Exception as error:
         raise DataError(f"cannot read CIFAR-10 batch {path} ({type(error).__name__}); download it again") from None
     return images, labels

@@ -1,5 +1,6 @@
 """Errors that the command-line tools turn into one readable line and an exit code."""
 
+import argparse
 import sys
 
 
@@ -19,6 +20,13 @@ class DataError(SoftVQError):
 
 class TrainingError(SoftVQError):
     """Training stopped for a reason the user must act on (NaN loss, full disk)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes are one ``error:`` line (no usage block), like every other bad input."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def run_cli(main, argv=None):

@@ -9,6 +9,7 @@ MSE, ``mean((x_hat - x)^2) / var(x_train)``, times ``reconstruction_scale``
 import keras
 import tensorflow as tf
 
+from softvq_tf import compat
 from softvq_tf.bottlenecks import PACKAGE
 from softvq_tf.networks import build_decoder, build_encoder
 
@@ -58,7 +59,7 @@ class Autoencoder(keras.Model):
     def train_step(self, data):
         logs = super().train_step(data)
         strategy = tf.distribute.get_strategy()
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy):
             # Keras reduces multi-worker step logs with a MEAN over axis 0, which
             # fails on scalars; give each value that axis. Epoch logs are read
             # from the (cross-replica) metrics and stay scalars.

@@ -13,6 +13,7 @@ has the measured effect; ``tests/test_model.py`` checks it matches Keras Adam.
 import keras
 import tensorflow as tf
 
+from softvq_tf import compat
 from softvq_tf.bottlenecks import PACKAGE
 
 
@@ -24,8 +25,7 @@ class FusedAdam(keras.optimizers.Adam):
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
+        m, v = compat.adam_slots(self, variable)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)

@@ -10,20 +10,17 @@ each run. Each run's scores also go into ``results/scores/DATASET/`` (see
 machine or another, without retraining what was scored.
 """
 
-import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from softvq_tf.errors import ArgumentParser, run_cli
 
-from softvq_tf.errors import run_cli  # noqa: E402
-
-BOTTLENECKS = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
 DATASETS = ("mnist", "fashion_mnist", "svhn", "cifar10", "digits")
 
 
 def plan_runs(dataset, seeds, key_seeds, settings):
     """The RunConfigs to train: every bottleneck x seed; each setting goes to the bottlenecks it applies to."""
+    from softvq_tf import BOTTLENECKS
     from softvq_tf.config import applicable, resolve_config
 
     configs = []  # seed-major: one seed of every model finishes before the extra seeds start
@@ -57,7 +54,7 @@ def save_metrics_figure(table, path, title):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m softvq_tf.reproduce", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m softvq_tf.reproduce", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir")
     p.add_argument("--seeds", type=int, default=3, help="seeds per bottleneck (default 3)")
@@ -72,6 +69,7 @@ def main(argv=None):
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--runs-dir", default="runs/reproduce", help="where the runs go (default runs/reproduce)")
     p.add_argument("--results-dir", default="results", help="where the tables and per-run scores go (default results/)")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     from softvq_tf.config import parse_settings
     from softvq_tf.errors import UsageError
@@ -87,7 +85,11 @@ def main(argv=None):
                                         "validation_split": args.validation_split}.items() if v is not None})
     settings["out"] = os.path.join(args.runs_dir, args.dataset)
     configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, settings)
+    from softvq_tf.data import check_source
+    from softvq_tf.runtime import start_tensorflow
 
+    check_source(args.dataset, args.data_dir)
+    start_tensorflow(args.verbose)
     from softvq_tf import evaluation, experiment
 
     stem = os.path.join(args.results_dir, args.dataset)

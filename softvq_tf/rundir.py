@@ -49,10 +49,8 @@ def is_complete(run_dir):
 
 
 def find_runs(root):
-    """Every complete run directory below ``root``, sorted."""
-    found = []
-    for dirpath, dirnames, _ in os.walk(root):
-        if is_complete(dirpath) and os.path.isfile(os.path.join(dirpath, "config.json")):
-            found.append(dirpath)
-            dirnames[:] = []
-    return sorted(found)
+    """Every complete run directly under ``root``, sorted (not the reproduction and sweep folders below it)."""
+    if not os.path.isdir(root):
+        return []
+    paths = (os.path.join(root, name) for name in os.listdir(root))
+    return sorted(p for p in paths if is_complete(p) and os.path.isfile(os.path.join(p, "config.json")))

@@ -11,15 +11,12 @@ held-out part of train. Writes ``results/sweep_DATASET.md`` (and JSON) with
 the validation scores and each run's final training losses.
 """
 
-import argparse
 import json
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from softvq_tf.errors import UsageError, run_cli  # noqa: E402
+from softvq_tf.errors import ArgumentParser, UsageError, run_cli
 
 
 def parse_variant(text):
@@ -44,8 +41,8 @@ def to_markdown(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m softvq_tf.sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True)
+    p = ArgumentParser(prog="python -m softvq_tf.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, choices=("mnist", "fashion_mnist", "svhn", "cifar10", "digits"))
     p.add_argument("--data-dir")
     p.add_argument("--bottleneck", default="soft_vq", help="model of variants that do not set bottleneck= (default soft_vq)")
     p.add_argument("--variant", action="append", required=True, help="NAME:key=value,... (repeatable)")
@@ -58,6 +55,7 @@ def main(argv=None):
     p.add_argument("--runs-dir", default="runs/sweep")
     p.add_argument("--scores-dir", help="per-run scores (default: scores/ beside the output)")
     p.add_argument("--output", help="default results/sweep_DATASET.md")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     if not 0 < args.validation_split < 1:
         raise UsageError(f"--validation-split must be in (0, 1): a sweep never scores the test split (got {args.validation_split})")
@@ -78,6 +76,11 @@ def main(argv=None):
                 args.dataset, bottleneck, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size,
                 validation_split=args.validation_split, seed=seed, out=os.path.join(args.runs_dir, args.dataset), **flags)))
 
+    from softvq_tf.data import check_source
+    from softvq_tf.runtime import start_tensorflow
+
+    check_source(args.dataset, args.data_dir)
+    start_tensorflow(args.verbose)
     from softvq_tf import evaluation, experiment, rundir
 
     start = time.time()

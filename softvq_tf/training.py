@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from softvq_tf import rundir
+from softvq_tf import compat, figures, rundir
 from softvq_tf.bottlenecks import make_bottleneck
-from softvq_tf.config import RunConfig, identity_changes
+from softvq_tf.config import QUANTIZERS, RunConfig, epoch_length, identity_changes
 from softvq_tf.data import load_splits, preprocess
 from softvq_tf.errors import TrainingError, UsageError
 from softvq_tf.export import export_encoder
@@ -34,12 +34,10 @@ def set_op_determinism(enabled):
     Keras silently drops ``jit_compile`` when op determinism is on, so an XLA
     run gives determinism up; XLA on CPU is in practice reproducible too.
     """
-    from tensorflow.python.framework import config as tf_config
-
     if enabled:
         tf.config.experimental.enable_op_determinism()
     else:
-        tf_config.disable_op_determinism()
+        compat.disable_op_determinism()
 
 
 def make_strategy(mode):
@@ -76,23 +74,6 @@ def is_chief(strategy):
     return resolver.task_type == "chief" or (
         resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
     )
-
-
-def epoch_length(config, n_train):
-    """Steps per Keras epoch (the logging and checkpoint period): a divisor of ``steps``.
-
-    Aims at one pass over the data (at least 250 steps, so that small data sets
-    do not spend their time in callbacks); a multiple of ``steps_per_execution``.
-    """
-    if config.checkpoint_every:
-        period = config.checkpoint_every
-        if config.steps % period:
-            raise UsageError(f"--checkpoint-every {period} must divide --steps {config.steps}")
-        return period
-    target = max(250, n_train // config.batch_size)
-    k = config.steps_per_execution
-    candidates = [p for p in range(k, config.steps + 1, k) if config.steps % p == 0 and p <= target]
-    return max(candidates) if candidates else config.steps
 
 
 def make_dataset(images, config, seed, start_step=0):
@@ -208,34 +189,6 @@ def _prepare_run_dir(config):
     rundir.write_atomic(config_path, config.to_json() + "\n")
 
 
-def completed_steps(backup_dir, steps_per_epoch):
-    """Training steps a ``BackupAndRestore`` backup holds (0 without one)."""
-    metadata = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(metadata):
-        return 0
-    return int(rundir.read_json(metadata)["epoch"]) * steps_per_epoch
-
-
-def save_reconstruction_figure(model, images, config, path, n=10):
-    """Originals (top row) above their reconstructions (bottom row), as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = preprocess(images[:n], config.pixel_max, config.pixel_offset)
-    x_hat = tf.cast(model(x, training=False), tf.float32).numpy()
-    lo, hi = config.pixel_offset, config.pixel_offset + 1.0
-    fig, axes = plt.subplots(2, n, figsize=(n, 2.2))
-    for row, batch in enumerate((x.numpy(), x_hat)):
-        for i in range(n):
-            img = np.clip((batch[i] - lo) / (hi - lo), 0, 1)
-            axes[row, i].imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
-            axes[row, i].axis("off")
-    fig.suptitle(f"{config.dataset} {config.bottleneck}: originals (top), reconstructions (bottom)", fontsize=8)
-    rundir.save_figure(fig, path, dpi=80)
-
-
 def _start_session(config):
     """Seed everything, set determinism and the precision policy; returns the strategy."""
     keras.utils.set_random_seed(config.seed)
@@ -283,11 +236,15 @@ def read_epoch_log(path):
     return {name: [rows[e].get(name, float("nan")) for e in sorted(rows)] for name in names}
 
 
-def train(config: RunConfig, verbose=1, log=print):
-    """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``."""
+def train(config: RunConfig, verbose=1, log=print, splits=None):
+    """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``.
+
+    ``splits`` may be passed when already loaded (the CLI loads the data before TensorFlow).
+    """
     strategy = _start_session(config)
     chief = is_chief(strategy)
-    splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
+    if splits is None:
+        splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
     data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
     steps_per_epoch = epoch_length(config, len(splits.x_train))
     epochs = config.steps // steps_per_epoch
@@ -308,7 +265,7 @@ def train(config: RunConfig, verbose=1, log=print):
         model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
     nan_guard = NaNGuard()
     nan_guard.steps_per_epoch = steps_per_epoch
-    done = completed_steps(os.path.join(work_dir, "backup"), steps_per_epoch)
+    done = compat.backup_epochs(os.path.join(work_dir, "backup")) * steps_per_epoch
     if done:
         log(f"resuming from the backup in {os.path.join(work_dir, 'backup')} at step {done}")
     start = time.time()
@@ -351,7 +308,9 @@ def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, pat
             "config": dataclasses.asdict(config),
         },
     )
-    save_reconstruction_figure(model, splits.x_test, config, os.path.join(path, "reconstructions.png"))
+    figures.save_reconstructions(model, splits.x_test, config, os.path.join(path, "reconstructions.png"))
+    if config.bottleneck in QUANTIZERS:
+        figures.save_codebook_usage(model, splits.x_test, config, history, os.path.join(path, "codebook.png"))
     model_path = os.path.join(path, "autoencoder.keras")
     tmp = f"{model_path}.tmp-{os.getpid()}.keras"
     model.save(tmp)

@@ -7,9 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_script
-
-FASHION = "/usr/share/datasets/fashion-mnist"
+from conftest import FASHION, assert_one_line_error, run_script
 
 
 def _write_idx(path, array):

@@ -1,0 +1,112 @@
+"""The SVHN and CIFAR-10 readers on files in exactly their published formats, built from real images."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import scipy.io
+
+from conftest import FASHION, assert_one_line_error, run_script
+from softvq_tf.data import load_splits
+
+
+@pytest.fixture(scope="module")
+def colour_images():
+    """Real Fashion-MNIST images padded to 32x32, with three different channels so that any mix-up shows."""
+    if not os.path.isdir(FASHION):
+        pytest.fail(f"{FASHION} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
+    full = load_splits("fashion_mnist", FASHION)
+
+    def colour(x):
+        g = np.pad(x[..., 0], ((0, 0), (2, 2), (2, 2)))
+        return np.stack([g, 255 - g, g // 2], axis=-1).astype(np.uint8)  # [N, 32, 32, 3]
+
+    return colour(full.x_train[:96]), full.y_train[:96], colour(full.x_test[:40]), full.y_test[:40]
+
+
+def _write_svhn(folder, images, labels, name):
+    # SVHN's layout: X [32, 32, 3, N] uint8, y [N, 1] with 10 standing for the digit 0.
+    scipy.io.savemat(folder / name, {"X": np.transpose(images, (1, 2, 3, 0)), "y": np.where(labels == 0, 10, labels)[:, None]})
+
+
+@pytest.fixture(scope="module")
+def svhn_dir(colour_images, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("svhn")
+    x_train, y_train, x_test, y_test = colour_images
+    _write_svhn(folder, x_train, y_train, "train_32x32.mat")
+    _write_svhn(folder, x_test, y_test, "test_32x32.mat")
+    return folder
+
+
+def _write_cifar_batch(path, images, labels):
+    # CIFAR-10's python batches: b"data" [N, 3072] uint8, row-major red, green and blue planes; b"labels" a list.
+    data = np.transpose(images, (0, 3, 1, 2)).reshape(len(images), 3072)
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"training batch", b"data": data, b"labels": [int(v) for v in labels]}, f, protocol=2)
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(colour_images, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    x_train, y_train, x_test, y_test = colour_images
+    for i, part in enumerate(np.array_split(np.arange(len(x_train)), 5), start=1):
+        _write_cifar_batch(folder / f"data_batch_{i}", x_train[part], y_train[part])
+    _write_cifar_batch(folder / "test_batch", x_test, y_test)
+    return root
+
+
+def test_svhn_reader_returns_each_image_and_label_exactly(svhn_dir, colour_images):
+    splits = load_splits("svhn", str(svhn_dir))
+    x_train, y_train, x_test, y_test = colour_images
+    np.testing.assert_array_equal(splits.x_train, x_train)  # orientation and channel order
+    np.testing.assert_array_equal(splits.x_test, x_test)
+    np.testing.assert_array_equal(splits.y_train, y_train)  # the file's 10 comes back as digit 0
+    assert 0 in splits.y_train and splits.y_train.max() <= 9
+
+
+def test_cifar_reader_returns_each_image_and_label_exactly(cifar_dir, colour_images):
+    for folder in (cifar_dir, cifar_dir / "cifar-10-batches-py"):  # the folder or its parent
+        splits = load_splits("cifar10", str(folder))
+        x_train, y_train, x_test, y_test = colour_images
+        np.testing.assert_array_equal(splits.x_train, x_train)
+        np.testing.assert_array_equal(splits.y_train, y_train)
+        np.testing.assert_array_equal(splits.x_test, x_test)
+        np.testing.assert_array_equal(splits.y_test, y_test)
+
+
+class _Hostile:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_a_pickle_that_calls_anything_else_is_refused_with_one_line(cifar_dir, tmp_path):
+    hostile = tmp_path / "cifar-10-batches-py"
+    hostile.mkdir()
+    for name in os.listdir(cifar_dir / "cifar-10-batches-py"):
+        (hostile / name).write_bytes((cifar_dir / "cifar-10-batches-py" / name).read_bytes())
+    with open(hostile / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": _Hostile(), b"labels": [0]}, f, protocol=2)
+    result = run_script(["train.py", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs")])
+    assert_one_line_error(result, "refusing to unpickle", "system", "data_batch_3")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("dataset", ["svhn", "cifar10"])
+def test_cnn_preset_trains_exports_and_evaluates_on_real_format_files(dataset, svhn_dir, cifar_dir, tmp_path):
+    folder = svhn_dir if dataset == "svhn" else cifar_dir
+    train = run_script(["train.py", "--dataset", dataset, "--data-dir", str(folder), "--steps", "4", "--batch-size", "8",
+                        "--out", str(tmp_path), "--name", "run", "--quiet"])
+    assert train.returncode == 0, train.stderr[-3000:]
+    for name in ("encoder/saved_model.pb", "reconstructions.png", "codebook.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    from softvq_tf.export import load_encoder
+
+    z = load_encoder(str(tmp_path / "run" / "encoder"))(load_splits(dataset, str(folder)).x_test[:5])
+    assert z.shape == (5, 256) and np.all(np.isfinite(z))
+    evaluate = run_script(["evaluate.py", "--runs", str(tmp_path / "run"), "--kmeans-inits", "2", "--probe-epochs", "1",
+                           "--output", str(tmp_path / "table")])
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    assert "Soft VQ-VAE" in (tmp_path / "table.md").read_text()
