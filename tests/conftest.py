@@ -33,10 +33,9 @@ def run_script(args, env=None, timeout=600, cwd=None):
 
 
 def assert_one_line_error(result, *words):
-    """Exit code 2, no traceback, exactly one ``error:`` line naming ``words``."""
+    """Exit code 2, and stderr is exactly one ``error:`` line naming ``words`` (no traceback, no TensorFlow log)."""
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr[-2000:]
     for word in words:
-        assert word in errors[0], errors[0]
+        assert word in lines[0], lines[0]

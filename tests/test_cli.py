@@ -112,3 +112,43 @@ def test_steps_per_execution_defaults_to_a_divisor_and_rejects_impossible_values
                          (dict(distribute="multi_worker", steps_per_execution=5), "multi_worker")]:
         with pytest.raises(UsageError, match=words):
             resolve_config("digits", **flags)
+
+
+@pytest.mark.parametrize("bottleneck, flag, value", [
+    ("ae", "--kl-weight", "2"), ("info_dropout", "--kl-weight", "2"), ("ae", "--noise-std", "0.2"),
+    ("vq", "--noise-std", "0.2"), ("vae", "--likelihood", "gaussian"), ("beta_vae", "--vq-weight", "1"),
+    ("vae", "--commitment", "1"), ("ae", "--K", "8"),
+])
+def test_a_flag_that_does_not_apply_to_the_bottleneck_is_refused(bottleneck, flag, value):
+    result = run_script(["train.py", "--bottleneck", bottleneck, flag, value, "--dry-run"])
+    assert_one_line_error(result, flag, bottleneck)
+    assert result.stdout == ""
+
+
+def test_dry_run_prints_the_settings_and_run_directory_and_trains_nothing(tmp_path):
+    result = run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", "20000", "--batch-size", "64",
+                         "--out", str(tmp_path), "--dry-run"])
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "steps=20000" in result.stdout and "adam_epsilon=1e-08" in result.stdout
+    assert "fashion_mnist_soft_vq_d64_K128_batch64_steps20000_seed0, 25 epochs of 800 steps" in result.stdout
+    assert not os.listdir(tmp_path)
+
+
+def test_steps_without_a_usable_epoch_length_are_refused_with_a_suggestion():
+    result = run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", "20011", "--dry-run"])
+    assert_one_line_error(result, "--steps 20011", "use --steps")
+    suggestion = int(result.stderr.split("use --steps ")[1].split(",")[0])
+    assert run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", str(suggestion), "--dry-run"]).returncode == 0
+
+
+def test_a_successful_run_prints_nothing_on_stderr(tmp_path):
+    result = run_script(["train.py", "--bottleneck", "vq", "--steps", "20", "--out", str(tmp_path), "--quiet"])
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    assert not [line for line in result.stdout.splitlines() if line.startswith(("I0000", "W0000", "E0000", "WARNING"))]
+    png = (tmp_path / "digits_vq_d16_K32_steps20_seed0" / "codebook.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_verbose_keeps_tensorflows_log(tmp_path):
+    result = run_script(["train.py", "--steps", "2", "--out", str(tmp_path), "--quiet", "--verbose"], env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert result.returncode == 0 and "I0000" in result.stderr

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_script
-from softvq_tf.bottlenecks import BOTTLENECKS
+from softvq_tf import BOTTLENECKS
 from softvq_tf.config import RunConfig, resolve_config
 from softvq_tf.data import load_splits, preprocess
 from softvq_tf.export import load_encoder

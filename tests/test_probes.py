@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from conftest import run_script
+from conftest import assert_one_line_error, run_script
 from softvq_tf.probes import clustering_accuracy, kmeans_labels, linear_probe_accuracy, nmi
 
 
@@ -70,27 +70,50 @@ def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
 
 
 def test_evaluate_without_runs_is_one_line(tmp_path):
-    result = run_script(["evaluate.py", "--root", str(tmp_path)])
-    assert result.returncode == 2 and "Traceback" not in result.stderr and "no trained runs" in result.stderr
+    assert_one_line_error(run_script(["evaluate.py", "--root", str(tmp_path)]), "no finished runs")
+
+
+def test_evaluate_scores_only_runs_directly_under_the_root(digits_run, tmp_path):
+    import shutil
+
+    shutil.copytree(digits_run, tmp_path / "runs" / "reproduce" / "digits" / "nested")  # a reproduction's run: not listed
+    assert_one_line_error(run_script(["evaluate.py", "--root", str(tmp_path / "runs")]), "no finished runs")
+    from softvq_tf.rundir import find_runs
+
+    shutil.copytree(digits_run, tmp_path / "runs" / "mine")
+    assert find_runs(str(tmp_path / "runs")) == [str(tmp_path / "runs" / "mine")]
 
 
 def test_evaluate_run_without_encoder_is_one_line(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
-    result = run_script(["evaluate.py", "--runs", str(tmp_path / "run")])
-    assert result.returncode == 2 and "Traceback" not in result.stderr and "no exported encoder" in result.stderr
+    assert_one_line_error(run_script(["evaluate.py", "--runs", str(tmp_path / "run")]), "no exported encoder")
 
 
-def test_summary_keeps_variants_apart_and_labels_them():
-    from softvq_tf.config import resolve_config
-    from softvq_tf.evaluation import summarize, to_markdown, variant_label
+def test_run_identity_ignores_seed_and_execution_but_nothing_else():
+    from softvq_tf.config import identity_key, resolve_config, variant_label
 
-    assert variant_label(resolve_config("digits", "soft_vq", steps=10, seed=3)) == ""
+    base = resolve_config("digits", "soft_vq", seed=0)
+    assert variant_label(resolve_config("digits", "soft_vq", seed=3)) == ""
+    for same in (dict(seed=3), dict(out="elsewhere", name="x"), dict(steps_per_execution=10, checkpoint_every=250),
+                 dict(distribute="mirrored"), dict(jit_compile=True)):
+        assert identity_key(resolve_config("digits", "soft_vq", **same)) == identity_key(base), same
+    for other in (dict(steps=1000), dict(batch_size=64), dict(lr=1e-3), dict(noise_std=0.1), dict(adam_epsilon=1e-7),
+                  dict(precision="mixed_bfloat16"), dict(validation_split=0.2), dict(num_codewords=16), dict(vq_weight=1.0)):
+        config = resolve_config("digits", "soft_vq", **other)
+        assert identity_key(config) != identity_key(base), other
+        assert variant_label(config) and config.name != base.name, other  # named and labelled apart
     label = variant_label(resolve_config("digits", "soft_vq", noise_std=0.3, precision="mixed_bfloat16"))
     assert label == "noise_std=0.3, precision=mixed_bfloat16"
-    row = dict(dataset="digits", model="soft_vq", K=32, d=16, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0)
-    rows = [{**row, "seed": 0, "variant": ""}, {**row, "seed": 1, "variant": "", "acc": 54.0},
-            {**row, "seed": 0, "variant": label, "acc": 60.0}]
+
+
+def test_summary_groups_by_identity_and_shows_the_paper_only_for_its_settings():
+    from softvq_tf.evaluation import summarize, to_markdown
+
+    row = dict(dataset="mnist", model="soft_vq", K=128, d=64, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0)
+    rows = [{**row, "seed": 0, "variant": "", "identity": "a"}, {**row, "seed": 1, "variant": "", "identity": "a", "acc": 54.0},
+            {**row, "seed": 0, "variant": "steps=2000", "identity": "b", "acc": 60.0}]
     table = summarize(rows)
-    assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 2, 52.0), (label, 1, 60.0)]
-    assert f"Soft VQ-VAE ({label})" in to_markdown(table)
+    assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 2, 52.0), ("steps=2000", 1, 60.0)]
+    assert table[0]["paper"]["acc"] == 77.64 and table[1]["paper"] is None  # another budget is not the paper's experiment
+    assert "Soft VQ-VAE (steps=2000)" in to_markdown(table)
