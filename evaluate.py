@@ -45,7 +45,7 @@ def main(argv=None):
     header = f"Command: `python evaluate.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
     evaluation.write_tables(table, rows, stem, header)
     print()
-    print(evaluation.to_markdown(table))
+    print(evaluation.to_markdown(table, evaluation.common_variant(rows)))
     print(f"written: {stem}.md, {stem}.csv, {stem}.json")
     return 0
 

@@ -61,10 +61,18 @@ def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epoc
             "inertia": inertia, "seconds": time.time() - start}
 
 
-def display_name(entry):
-    """Model name for tables and figures, with its variant if any."""
-    variant = entry.get("variant")
+def display_name(entry, common=""):
+    """Model name for tables and figures, with its variant if any (less the settings ``common`` to every row)."""
+    shared = set(filter(None, common.split(", ")))
+    variant = ", ".join(v for v in (entry.get("variant") or "").split(", ") if v and v not in shared)
     return MODEL_NAMES[entry["model"]] + (f" ({variant})" if variant else "")
+
+
+def common_variant(rows):
+    """The variant settings every trained row shares (e.g. ``batch_size=64, steps=20000``), said once in a header."""
+    sets = [set(filter(None, (r.get("variant") or "").split(", "))) for r in rows if r["model"] != "raw"]
+    shared = set.intersection(*sets) if sets else set()
+    return ", ".join(sorted(shared))
 
 
 def _data_key(config):
@@ -117,12 +125,17 @@ def score_raw(config, data, settings, log=print):
             "d": int(np.prod(config.image_shape)), "seed": None, "run": None, **scores}
 
 
-def training_summary(run_dir):
-    """The last epoch's training metrics of a finished run, and its training time."""
+def training_summary(run_dir, config):
+    """The last epoch's training metrics of a finished run, and its training time.
+
+    ``reconstruction_nmse`` is the normalised MSE without the VAE family's
+    input-size factor, comparable across all six bottlenecks.
+    """
     history = rundir.read_json(os.path.join(run_dir, "history.json"))
     last = {k: v[-1] for k, v in history["history"].items() if v}
     summary = {k: last.get(k) for k in ("reconstruction_loss", "bottleneck_loss", "perplexity", "codewords_in_use")}
-    return {**summary, "train_seconds": history.get("seconds_this_session")}
+    nmse = None if summary["reconstruction_loss"] is None else summary["reconstruction_loss"] / config.reconstruction_scale
+    return {**summary, "reconstruction_nmse": nmse, "train_seconds": history.get("seconds_this_session")}
 
 
 def score_run(run_dir, config, data, settings, tsne=False, log=print):
@@ -139,14 +152,14 @@ def score_run(run_dir, config, data, settings, tsne=False, log=print):
     scores = score_latents(train_z, data.y_train, test_z, data.y_test, settings["kmeans_inits"], settings["probe_epochs"], log=log)
     row = {"dataset": config.dataset, "model": config.bottleneck, "variant": variant_label(config),
            "identity": identity_key(config), "K": config.num_codewords, "d": config.latent_dim, "seed": config.seed,
-           "run": config.name, **scores, **training_summary(run_dir)}
+           "run": config.name, **scores, **training_summary(run_dir, config)}
     if tsne:
         probes.save_tsne(test_z, data.y_test, os.path.join(run_dir, "tsne.png"), f"{config.dataset} {config.bottleneck}")
     rundir.write_json(cache_path, {"settings": settings, "row": row})
     return row
 
 
-SUMMARY_METRICS = ("acc", "nmi", "cls", "seconds", "train_seconds", "perplexity", "codewords_in_use", "reconstruction_loss")
+SUMMARY_METRICS = ("acc", "nmi", "cls", "seconds", "train_seconds", "perplexity", "codewords_in_use", "reconstruction_nmse")
 
 
 def summarize(rows, group_by="identity"):
@@ -188,7 +201,7 @@ def _fmt(value, std, digits):
     return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
-def to_markdown(table):
+def to_markdown(table, common=""):
     """The paper-style table: mean ± std over seeds, the paper's figure where the settings are the paper's."""
     lines = ["| data set | model | K | d | seeds | clustering ACC (%) | NMI | classification (%) | paper ACC (%) / NMI / cls (%) "
              "| codebook perplexity | codewords in use | probe time (s) | training time (s) |",
@@ -197,7 +210,7 @@ def to_markdown(table):
         p = e["paper"]
         paper = " / ".join("-" if p[m] is None else f"{p[m]:g}" for m in ("acc", "nmi", "cls")) if p else "-"
         lines.append(
-            f"| {e['dataset']} | {display_name(e)} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
+            f"| {e['dataset']} | {display_name(e, common)} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
             f"{_fmt(e['acc'], e['acc_std'], 2)} | {_fmt(e['nmi'], e['nmi_std'], 4)} | {_fmt(e['cls'], e['cls_std'], 2)} | "
             f"{paper} | {_fmt(e.get('perplexity'), e.get('perplexity_std'), 1)} | "
             f"{_fmt(e.get('codewords_in_use'), e.get('codewords_in_use_std'), 1)} | {_fmt(e['seconds'], None, 0)} | "
@@ -206,16 +219,16 @@ def to_markdown(table):
     return "\n".join(lines) + "\n"
 
 
-def runs_markdown(rows):
+def runs_markdown(rows, common=""):
     """One line per run (every seed), for the spread behind each mean."""
     lines = ["| model | seed | clustering ACC (%) | NMI | classification (%) | codebook perplexity | codewords in use "
-             "| final reconstruction loss | run |", "|---|---|---|---|---|---|---|---|---|"]
+             "| reconstruction (normalised MSE) | run |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["model"] == "raw":
             continue
-        lines.append(f"| {display_name(r)} | {r['seed']} | {r['acc']:.2f} | {r['nmi']:.4f} | {r['cls']:.2f} | "
+        lines.append(f"| {display_name(r, common)} | {r['seed']} | {r['acc']:.2f} | {r['nmi']:.4f} | {r['cls']:.2f} | "
                      f"{_fmt(r.get('perplexity'), None, 1)} | {_fmt(r.get('codewords_in_use'), None, 0)} | "
-                     f"{_fmt(r.get('reconstruction_loss'), None, 4)} | {r['run']} |")
+                     f"{_fmt(r.get('reconstruction_nmse'), None, 4)} | {r['run']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -233,6 +246,8 @@ def to_csv(table):
 
 def write_tables(table, rows, stem, header=""):
     """Write ``stem.md``, ``stem.csv`` and ``stem.json`` (each atomically)."""
-    rundir.write_atomic(stem + ".md", header + to_markdown(table) + "\nEvery run:\n\n" + runs_markdown(rows))
+    common = common_variant(rows)
+    settings = f"Settings of every run beyond the data set's preset: {common}.\n\n" if common else ""
+    rundir.write_atomic(stem + ".md", header + settings + to_markdown(table, common) + "\nEvery run:\n\n" + runs_markdown(rows, common))
     rundir.write_atomic(stem + ".csv", to_csv(table))
     rundir.write_atomic(stem + ".json", json.dumps({"table": table, "runs": rows}, indent=2, default=float) + "\n")

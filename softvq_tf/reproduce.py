@@ -108,7 +108,7 @@ def main(argv=None):
     rows = experiment.run_plan(configs, os.path.join(args.results_dir, "scores"), args.kmeans_inits, args.probe_epochs,
                                on_row=write)
     table = write(rows)
-    print(evaluation.to_markdown(table))
+    print(evaluation.to_markdown(table, evaluation.common_variant(rows)))
     print(f"written: {stem}.md, .csv, .json, .png")
     return 0
 
