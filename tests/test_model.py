@@ -48,8 +48,14 @@ def test_saved_and_reloaded_autoencoder_gives_identical_outputs(bottleneck, tmp_
 
 
 def test_run_directory_holds_every_output(digits_run):
-    for name in ("config.json", "history.json", "reconstructions.png", "autoencoder.keras", "encoder/saved_model.pb", "logs"):
+    for name in ("config.json", "history.json", "epochs.csv", "reconstructions.png", "codebook.png", "autoencoder.keras",
+                 "encoder/saved_model.pb", "logs"):
         assert os.path.exists(os.path.join(digits_run, name)), name
+    import matplotlib.image
+
+    for figure in ("reconstructions.png", "codebook.png"):
+        assert open(os.path.join(digits_run, figure), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.image.imread(os.path.join(digits_run, figure)).ndim == 3  # decodes as an image
     assert not os.path.exists(os.path.join(digits_run, "backup"))  # removed once training finished
     assert not [n for n in os.listdir(digits_run) if ".tmp-" in n]
     history = json.load(open(os.path.join(digits_run, "history.json")))["history"]
