@@ -30,13 +30,13 @@ def parse_variant(text):
 
 
 def to_markdown(rows):
-    lines = ["| variant | seeds | val clustering ACC (%) | val NMI | val classification (%) | final reconstruction | final perplexity | codewords in use |",
+    lines = ["| variant | seeds | val clustering ACC (%) | val NMI | val classification (%) | final reconstruction (normalised MSE) | final perplexity | codewords in use |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = lambda m, d: f"{r[m]:.{d}f}" + (f" ± {r[m + '_std']:.{d}f}" if r["n"] > 1 else "")  # noqa: E731
         opt = lambda m: "-" if r.get(m) is None else f"{r[m]:.1f}"  # noqa: E731
         lines.append(f"| {r['variant']} | {r['n']} | {fmt('acc', 2)} | {fmt('nmi', 4)} | {fmt('cls', 2)} | "
-                     f"{r['reconstruction_loss']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} |")
+                     f"{r['reconstruction_nmse']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +96,7 @@ def main(argv=None):
         row = {"variant": name, "settings": settings, "n": entry["n"]}
         for metric in ("acc", "nmi", "cls"):
             row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
-        for key in ("reconstruction_loss", "perplexity", "codewords_in_use"):
+        for key in ("reconstruction_nmse", "perplexity", "codewords_in_use"):
             row[key] = entry[key]
         rows.append(row)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
