@@ -5,8 +5,12 @@ CUDA stubs, ``failed call to cuInit`` on a machine without a GPU) through
 absl before ``TF_CPP_MIN_LOG_LEVEL`` is read, so the variable alone does not
 silence them. The command-line tools check their input first, then call
 ``start_tensorflow``, which loads TensorFlow and initialises its devices with
-the process's stderr pointed at /dev/null, then restores it. ``--verbose`` or
-``TF_CPP_MIN_LOG_LEVEL=0`` (or 1) keeps the log.
+the process's stderr pointed at /dev/null, then restores it. Afterwards TensorFlow's own log is
+limited to fatal messages (``TF_CPP_MIN_LOG_LEVEL=3``: it still logs harmless
+"ERROR" lines such as ``NodeDef mentions attribute use_unbounded_threadpool``
+when a process trains several models) and its Python logger to errors (no
+retracing notices); real failures still raise. ``--verbose`` or
+``TF_CPP_MIN_LOG_LEVEL=0`` (or 1) keeps everything.
 """
 
 import contextlib
@@ -15,6 +19,19 @@ import os
 
 def wants_native_log(verbose=False):
     return verbose or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
+
+
+_quiet = False
+
+
+@contextlib.contextmanager
+def quietly():
+    """Silence native stderr for a block that starts more of the runtime (e.g. multi-worker collectives), when quiet."""
+    if not _quiet:
+        yield
+        return
+    with _native_stderr_silenced():
+        yield
 
 
 @contextlib.contextmanager
@@ -33,16 +50,24 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
-def start_tensorflow(verbose=False):
-    """Import TensorFlow and Keras and create the devices, quietly unless ``verbose``; returns ``tf``."""
+def start_tensorflow(verbose=False, create_devices=True):
+    """Import TensorFlow and Keras and create the devices, quietly unless ``verbose``; returns ``tf``.
+
+    ``create_devices=False`` for multi-worker training: collectives must be
+    configured before the runtime starts (``make_strategy`` creates it ``quietly``).
+    """
+    global _quiet
     if wants_native_log(verbose):
         import tensorflow as tf
 
         return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # what TensorFlow logs later: warnings and errors only
+    _quiet = True
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_silenced():
         import keras  # noqa: F401
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # device creation logs too (cuInit)
+        tf.get_logger().setLevel("ERROR")
+        if create_devices:
+            tf.config.list_logical_devices()  # device creation logs too (cuInit)
     return tf

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from softvq_tf import compat, figures, rundir
+from softvq_tf import compat, figures, rundir, runtime
 from softvq_tf.bottlenecks import make_bottleneck
 from softvq_tf.config import QUANTIZERS, RunConfig, epoch_length, identity_changes
 from softvq_tf.data import load_splits, preprocess
@@ -53,7 +53,8 @@ def make_strategy(mode):
             json.loads(os.environ["TF_CONFIG"])
         except ValueError:
             raise UsageError("TF_CONFIG is not valid JSON") from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        with runtime.quietly():  # starts the runtime: its C++ start-up log, as in runtime.start_tensorflow
+            return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if mode == "mirrored":
         if gpus:

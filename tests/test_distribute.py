@@ -46,7 +46,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
     start = time.time()
     try:
         for index in range(2):
-            env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
+            env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3",
                    "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
             procs.append(subprocess.Popen(
                 [sys.executable, *DIGITS, "--distribute", "multi_worker", "--steps", "20", "--checkpoint-every", "10",
@@ -73,7 +73,7 @@ def test_kill_and_resume_ends_bit_identical_to_an_uninterrupted_run(bottleneck, 
     command = [sys.executable, *DIGITS, "--bottleneck", bottleneck, "--steps", "400", "--checkpoint-every", "50", "--out", str(tmp_path)]
     if bottleneck != "soft_vq":
         command.remove("--K"), command.remove("16")
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
     run = tmp_path / "r"
     proc = subprocess.Popen([*command, "--name", "r"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
