@@ -48,19 +48,23 @@ def main(argv=None):
     from softvq_tf.data import load_splits, needs_tensorflow
     from softvq_tf.runtime import start_tensorflow
 
-    # Everything that can be checked is checked before TensorFlow loads
-    # (TFDS itself needs TensorFlow, so that source loads it first).
-    if needs_tensorflow(config.dataset, config.data_dir) and not dry_run:
-        start_tensorflow(verbose, create_devices=config.distribute != "multi_worker")
-    splits = None if dry_run and needs_tensorflow(config.dataset, config.data_dir) else load_splits(
-        config.dataset, config.data_dir, config.validation_split)
+    # Everything that can be checked is checked before TensorFlow loads. TFDS
+    # itself needs TensorFlow, so that source loads it first (a dry run skips it).
+    from_tfds = needs_tensorflow(config.dataset, config.data_dir)
+    start = lambda: start_tensorflow(verbose, create_devices=config.distribute != "multi_worker")  # noqa: E731
+    splits = None
+    if not (dry_run and from_tfds):
+        if from_tfds:
+            start()
+        splits = load_splits(config.dataset, config.data_dir, config.validation_split)
     steps_per_epoch = epoch_length(config, len(splits.x_train)) if splits else None
     print("settings:", ", ".join(f"{k}={v}" for k, v in sorted(vars(config).items())), flush=True)
     if dry_run:
         schedule = f", {config.steps // steps_per_epoch} epochs of {steps_per_epoch} steps" if steps_per_epoch else ""
         print(f"run directory: {config.run_dir}{schedule} (dry run: nothing trained)")
         return 0
-    start_tensorflow(verbose, create_devices=config.distribute != "multi_worker")
+    if not from_tfds:
+        start()
     from softvq_tf.training import train
 
     run_dir = train(config, verbose=2 if quiet else 1, splits=splits).run_dir

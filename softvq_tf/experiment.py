@@ -61,22 +61,21 @@ def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, o
 
     settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs}
     splits, rows, raw_done = evaluation.SplitCache(), [], set()
-    todo = [c for c in configs if _stored(score_path(scores_dir, c), run_identity(c), c.seed, settings) is None]
+    stored = [_stored(score_path(scores_dir, c), run_identity(c), c.seed, settings) for c in configs]
+    todo = [c for c, row in zip(configs, stored) if row is None]
     log(f"{len(configs)} runs planned, {len(configs) - len(todo)} already scored in {scores_dir}")
     start, trained = time.time(), 0
-    for config in configs:
+    for config, row in zip(configs, stored):
         data_key = (config.dataset, config.validation_split)
         if raw and data_key not in raw_done:
             raw_done.add(data_key)
             path = raw_score_path(scores_dir, config)
             identity = {"dataset": config.dataset, "validation_split": config.validation_split}
-            row = _stored(path, identity, None, settings)
-            if row is None:
-                row = evaluation.score_raw(config, splits.get(config), settings, log)
-                _store(path, identity, None, settings, row)
-            rows.append(row)
-        path = score_path(scores_dir, config)
-        row = _stored(path, run_identity(config), config.seed, settings)
+            raw_row = _stored(path, identity, None, settings)
+            if raw_row is None:
+                raw_row = evaluation.score_raw(config, splits.get(config), settings, log)
+                _store(path, identity, None, settings, raw_row)
+            rows.append(raw_row)
         if row is None:
             if rundir.is_complete(config.run_dir):
                 _check_run_dir(config)
@@ -89,7 +88,7 @@ def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, o
                 train(config, verbose=2, log=log)
                 trained += 1
             row = evaluation.score_run(config.run_dir, config, splits.get(config), settings, log=log)
-            _store(path, run_identity(config), config.seed, settings, row)
+            _store(score_path(scores_dir, config), run_identity(config), config.seed, settings, row)
             rows.append(row)
             if on_row:
                 on_row(rows)

@@ -13,9 +13,8 @@ machine or another, without retraining what was scored.
 import os
 import sys
 
+from softvq_tf.config import DATASETS
 from softvq_tf.errors import ArgumentParser, run_cli
-
-DATASETS = ("mnist", "fashion_mnist", "svhn", "cifar10", "digits")
 
 
 def plan_runs(dataset, seeds, key_seeds, settings):

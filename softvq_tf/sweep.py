@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from softvq_tf.config import DATASETS
 from softvq_tf.errors import ArgumentParser, UsageError, run_cli
 
 
@@ -42,7 +43,7 @@ def to_markdown(rows):
 
 def main(argv=None):
     p = ArgumentParser(prog="python -m softvq_tf.sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, choices=("mnist", "fashion_mnist", "svhn", "cifar10", "digits"))
+    p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir")
     p.add_argument("--bottleneck", default="soft_vq", help="model of variants that do not set bottleneck= (default soft_vq)")
     p.add_argument("--variant", action="append", required=True, help="NAME:key=value,... (repeatable)")

@@ -290,19 +290,19 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     history = read_epoch_log(os.path.join(work_dir, "epochs.csv"))
     # Every worker writes (calls into the model may need all workers' collectives);
     # non-chief workers write into their temporary directory, then drop it.
-    _write_outputs(model, config, splits, history, seconds, steps_per_epoch, work_dir)
+    _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, work_dir)
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(config.run_dir, model, strategy, history, digest)
 
 
-def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, path):
+def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, path):
     rundir.write_json(
         os.path.join(path, "history.json"),
         {
             "history": history,
             "seconds_this_session": seconds,
-            "weights_sha256": weights_digest(model),
+            "weights_sha256": digest,
             "steps": config.steps,
             "steps_per_epoch": steps_per_epoch,
             "data_variance": model.data_variance,
