@@ -9,7 +9,10 @@ returns the decoder input ``[B, d]`` and adds its own regulariser with
 whole epoch and, under ``tf.distribute``, over every replica.
 """
 
+import threading
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from softvq_tf import BOTTLENECKS
@@ -210,17 +213,53 @@ class InformationDropout(Bottleneck):
 
 
 class _Quantizer(Bottleneck):
-    """Shared codebook ``[d, K]``, distances, the VQ loss and usage metrics."""
+    """Shared codebook ``[d, K]``, distances, the VQ loss, usage metrics and the collapse remedies.
 
-    def __init__(self, num_codewords, commitment=2.5, weight=3.0, codebook_initializer=None, **kwargs):
+    The remedies (all off by default, as in the paper) are the ones VQ users
+    reach for when codewords die:
+
+    - ``ema_decay``: the codebook follows exponential moving averages of its
+      clusters instead of a gradient (van den Oord et al. 2017, appendix A.1,
+      as Sonnet's ``VectorQuantizerEMA``: zero-debiased averages and Laplace
+      smoothing ``ema_epsilon`` of the cluster sizes). The codebook term of the
+      loss drops out; the commitment term stays.
+    - ``kmeans_init``: the training loop sets the codebook to k-means centres of
+      the first batches' codes once, before step 1 (``initialize_codebook``).
+    - ``dead_code_steps``: a codeword that was nobody's nearest (most probable)
+      for that many steps in a row is moved onto a random code of the current
+      batch, one distinct code each; ``dead_code_restarts`` counts them.
+
+    A training call only records its codes; ``update_codebook()`` applies the
+    EMA and restart updates, and ``Autoencoder.train_step`` calls it after the
+    optimizer step, outside the gradient tape (under MirroredStrategy, a
+    variable assigned inside the tape loses its gradient on the first
+    replica). The cluster statistics and usage are summed and the codes
+    gathered over all replicas, so every replica computes the same codebook as
+    one replica with the whole batch.
+    """
+
+    supports_ema = True
+
+    def __init__(self, num_codewords, commitment=2.5, weight=3.0, codebook_initializer=None, ema_decay=None,
+                 ema_epsilon=1e-5, kmeans_init=False, dead_code_steps=None, **kwargs):
         super().__init__(**kwargs)
         if int(num_codewords) < 1:
             raise ValueError(f"num_codewords (K) must be >= 1, got {num_codewords}")
         if commitment < 0 or weight < 0:
             raise ValueError(f"commitment and weight must be >= 0, got {commitment}, {weight}")
+        if ema_decay is not None and not (self.supports_ema and 0 < ema_decay < 1):
+            raise ValueError(f"ema_decay must be in (0, 1) and is for the hard quantizer only, got {ema_decay}")
+        if not ema_epsilon > 0:
+            raise ValueError(f"ema_epsilon must be > 0, got {ema_epsilon}")
+        if dead_code_steps is not None and int(dead_code_steps) < 1:
+            raise ValueError(f"dead_code_steps must be >= 1, got {dead_code_steps}")
         self.num_codewords = int(num_codewords)
         self.commitment = float(commitment)
         self.weight = float(weight)
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.ema_epsilon = float(ema_epsilon)
+        self.kmeans_init = bool(kmeans_init)
+        self.dead_code_steps = None if dead_code_steps is None else int(dead_code_steps)
         # Uniform unit scaling: U[-sqrt(3/d), sqrt(3/d)] on the [d, K] codebook.
         self.codebook_initializer = keras.initializers.get(
             codebook_initializer
@@ -228,14 +267,37 @@ class _Quantizer(Bottleneck):
         )
         self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
         self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
+        # The last training call's codes, per thread: MirroredStrategy runs each replica in its own thread.
+        self._pending = threading.local()
+        if self.dead_code_steps:
+            self.dead_code_restarts = keras.metrics.Sum(name="dead_code_restarts")
+            if not hasattr(self, "seed_generator"):
+                self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def build(self, z_e_shape):
         latent_dim = int(z_e_shape[-1])
+        # State that every replica updates identically (from all-reduced
+        # statistics) is written as the first replica's value.
+        state = dict(trainable=False, aggregation="only_first_replica")
         self.codebook = self.add_weight(
             shape=(latent_dim, self.num_codewords),
             initializer=self.codebook_initializer,
             name="codebook",
+            trainable=self.ema_decay is None,
+            aggregation="only_first_replica",
         )
+        if self.ema_decay is not None:
+            # Sonnet's ExponentialMovingAverage: a zero-initialised hidden value and a step counter.
+            self.ema_steps = self.add_weight(shape=(), initializer="zeros", name="ema_steps", **state)
+            self.ema_cluster_size = self.add_weight(shape=(self.num_codewords,), initializer="zeros",
+                                                    name="ema_cluster_size", **state)
+            self.ema_dw = self.add_weight(shape=(latent_dim, self.num_codewords), initializer="zeros",
+                                          name="ema_dw", **state)
+        if self.dead_code_steps:
+            self.idle_steps = self.add_weight(shape=(self.num_codewords,), initializer="zeros", name="idle_steps", **state)
+        if self.kmeans_init:
+            self.codebook_initialized = self.add_weight(shape=(), initializer="zeros", name="codebook_initialized",
+                                                        **state)
 
     def distances(self, z):
         """Squared distances ``||z - e_k||^2``, ``[B, K]``, as ``|z|^2 - 2 z.e + |e|^2``."""
@@ -258,21 +320,106 @@ class _Quantizer(Bottleneck):
         z_e, head = self._float32(z_e, head)
         return self._quantize(z_e, head, training=False)[1]
 
+    def needs_codebook_init(self):
+        """True while a ``kmeans_init`` codebook still waits for its k-means initialisation."""
+        return self.kmeans_init and float(keras.ops.convert_to_numpy(self.codebook_initialized)) == 0.0
+
+    def initialize_codebook(self, codes, seed=None):
+        """Set the codebook to the k-means centres of ``codes [N, d]`` (N >= K), deterministic under ``seed``.
+
+        scikit-learn's k-means++ and Lloyd iterations; with an EMA codebook the
+        averages restart from the centres. Marks the layer initialised, so a
+        resumed or reloaded model is never initialised again.
+        """
+        from sklearn.cluster import KMeans
+
+        codes = np.asarray(codes, dtype=np.float64)
+        if codes.ndim != 2 or codes.shape[0] < self.num_codewords:
+            raise ValueError(f"k-means initialisation needs at least K={self.num_codewords} codes [N, d], got {codes.shape}")
+        kmeans = KMeans(self.num_codewords, n_init=1, random_state=self.seed if seed is None else seed).fit(codes)
+        centres = kmeans.cluster_centers_.T.astype(np.float32)  # [d, K]
+        self.codebook.assign(centres)
+        if self.ema_decay is not None:
+            for variable in (self.ema_steps, self.ema_cluster_size, self.ema_dw):
+                variable.assign(tf.zeros_like(variable))
+        if self.kmeans_init:
+            self.codebook_initialized.assign(1.0)
+
+    @staticmethod
+    def _all_replicas(value, gather=False):
+        """``value`` summed (or, with ``gather``, concatenated along axis 0) over the replicas."""
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return value
+        if gather:
+            return context.all_gather(value, axis=0)
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+    @property
+    def maintains_codebook(self):
+        """True when training steps update the codebook besides the optimizer (EMA or restarts)."""
+        return self.ema_decay is not None or bool(self.dead_code_steps)
+
+    def update_codebook(self):
+        """Apply the EMA update and dead-codeword restarts for the codes of the last training call."""
+        pending, self._pending.codes = getattr(self._pending, "codes", None), None
+        if pending is not None:
+            self._maintain_codebook(*pending)
+
+    def _maintain_codebook(self, z_e, probs):
+        """One training step's EMA update and dead-codeword restarts (both off by default)."""
+        codebook = tf.cast(self.codebook, tf.float32)
+        if self.ema_decay is not None:
+            # Sonnet's VectorQuantizerEMA, with replica-summed statistics.
+            decay = self.ema_decay
+            steps = self.ema_steps + 1.0
+            self.ema_steps.assign(steps)
+            cluster_hidden = self.ema_cluster_size - (self.ema_cluster_size - self._all_replicas(tf.reduce_sum(probs, 0))) * (1 - decay)
+            dw_hidden = self.ema_dw - (self.ema_dw - self._all_replicas(tf.matmul(z_e, probs, transpose_a=True))) * (1 - decay)
+            self.ema_cluster_size.assign(cluster_hidden)
+            self.ema_dw.assign(dw_hidden)
+            debias = 1.0 - tf.pow(decay, steps)
+            cluster_size = cluster_hidden / debias
+            n = tf.reduce_sum(cluster_size)
+            smoothed = (cluster_size + self.ema_epsilon) / (n + self.num_codewords * self.ema_epsilon) * n
+            codebook = (dw_hidden / debias) / smoothed[None, :]
+        if self.dead_code_steps:
+            nearest = tf.one_hot(tf.argmax(probs, axis=-1), self.num_codewords, dtype=tf.float32)
+            used = self._all_replicas(tf.reduce_sum(nearest, 0)) > 0
+            idle = tf.where(used, 0.0, self.idle_steps + 1.0)
+            codes = self._all_replicas(z_e, gather=True)  # the global batch, [B, d]
+            batch = tf.shape(codes)[0]
+            dead = idle >= float(self.dead_code_steps)
+            # The first B dead codewords each get a distinct random code of the batch; the rest wait a step.
+            rank = tf.cast(tf.cumsum(tf.cast(dead, tf.int32)) - 1, tf.int32)
+            restart = dead & (rank < batch)
+            order = tf.argsort(keras.random.uniform([batch], seed=self.seed_generator))
+            picked = tf.gather(codes, tf.gather(order, tf.clip_by_value(rank, 0, batch - 1)))  # [K, d]
+            codebook = tf.where(restart[None, :], tf.transpose(picked), codebook)
+            self.idle_steps.assign(tf.where(restart, 0.0, idle))
+            count = tf.reduce_sum(tf.cast(restart, tf.float32))
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self.dead_code_restarts.update_state(count / replicas)  # the metric sums over replicas
+            if self.ema_decay is not None:
+                # A restarted codeword's averages restart as one sample at its new place.
+                debias = 1.0 - tf.pow(self.ema_decay, self.ema_steps)
+                self.ema_cluster_size.assign(tf.where(restart, debias, self.ema_cluster_size))
+                self.ema_dw.assign(tf.where(restart[None, :], tf.transpose(picked) * debias, self.ema_dw))
+        self.codebook.assign(codebook)
+
     def call(self, z_e, head=None, training=None):
         z_e, head = self._float32(z_e, head)
         z_q, probs = self._quantize(z_e, head, training)
         # Eq. (27), reduced as in the notebooks (see _mean_squared_error): the
         # codebook term moves z_q towards sg(z_e); the commitment term moves
-        # z_e towards sg(z_q).
-        self._add_regularizer(
-            self.weight
-            * (
-                _mean_squared_error(tf.stop_gradient(z_e), z_q)
-                + self.commitment * _mean_squared_error(z_e, tf.stop_gradient(z_q))
-            )
-        )
+        # z_e towards sg(z_q). An EMA codebook needs no codebook term.
+        commitment = self.commitment * _mean_squared_error(z_e, tf.stop_gradient(z_q))
+        codebook_term = 0.0 if self.ema_decay is not None else _mean_squared_error(tf.stop_gradient(z_e), z_q)
+        self._add_regularizer(self.weight * (codebook_term + commitment))
         self.perplexity.update_state(probs)
         self.codewords_in_use.update_state(probs)
+        if training and self.maintains_codebook:
+            self._pending.codes = (tf.stop_gradient(z_e), tf.stop_gradient(probs))
         # Straight-through estimator: forward value z_q, gradient copied to z_e.
         return z_e + tf.stop_gradient(z_q - z_e)
 
@@ -283,6 +430,10 @@ class _Quantizer(Bottleneck):
             "commitment": self.commitment,
             "weight": self.weight,
             "codebook_initializer": keras.initializers.serialize(self.codebook_initializer),
+            "ema_decay": self.ema_decay,
+            "ema_epsilon": self.ema_epsilon,
+            "kmeans_init": self.kmeans_init,
+            "dead_code_steps": self.dead_code_steps,
         }
 
 
@@ -313,8 +464,12 @@ class SoftVectorQuantizer(_Quantizer):
     the notebooks' per-element means. As in the notebooks, ``sg`` stops only
     the explicit ``z_e`` of each term: the codebook, the variance head and
     (through the distances inside ``p_k``) the encoder all receive gradient
-    from the codebook term.
+    from the codebook term. That term is also the variance head's only
+    gradient, so the EMA codebook (which drops it) is not offered here;
+    k-means initialisation and dead-codeword restarts are.
     """
+
+    supports_ema = False
 
     def __init__(self, num_codewords, noise_std=0.0, likelihood="original", **kwargs):
         super().__init__(num_codewords, **kwargs)
@@ -324,7 +479,8 @@ class SoftVectorQuantizer(_Quantizer):
             raise ValueError(f"likelihood must be 'original' or 'gaussian', got {likelihood!r}")
         self.noise_std = float(noise_std)
         self.likelihood = likelihood
-        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        if not hasattr(self, "seed_generator"):  # dead-codeword restarts may have made it
+            self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def head_units(self, latent_dim):
         return self.num_codewords
@@ -352,11 +508,12 @@ class SoftVectorQuantizer(_Quantizer):
 
 
 def make_bottleneck(name, *, num_codewords=None, kl_weight=None, commitment=None, vq_weight=None, noise_std=None,
-                    likelihood=None, seed=None):
+                    likelihood=None, ema_decay=None, kmeans_init=None, dead_code_steps=None, seed=None):
     """Build the bottleneck layer called ``name`` (one of ``BOTTLENECKS``); unset settings keep the layer's default."""
     def given(**settings):
         return {k: v for k, v in settings.items() if v is not None}
 
+    remedies = given(ema_decay=ema_decay, kmeans_init=kmeans_init, dead_code_steps=dead_code_steps)
     if name == "ae":
         return IdentityBottleneck(seed=seed, name="bottleneck")
     if name in ("vae", "beta_vae"):
@@ -364,10 +521,11 @@ def make_bottleneck(name, *, num_codewords=None, kl_weight=None, commitment=None
     if name == "info_dropout":
         return InformationDropout(seed=seed, name="bottleneck")
     if name == "vq":
-        return VectorQuantizer(num_codewords, **given(commitment=commitment, weight=vq_weight), seed=seed, name="bottleneck")
+        return VectorQuantizer(num_codewords, **given(commitment=commitment, weight=vq_weight), **remedies, seed=seed,
+                               name="bottleneck")
     if name == "soft_vq":
         return SoftVectorQuantizer(
             num_codewords, **given(commitment=commitment, weight=vq_weight, noise_std=noise_std, likelihood=likelihood),
-            seed=seed, name="bottleneck"
+            **remedies, seed=seed, name="bottleneck"
         )
     raise ValueError(f"unknown bottleneck {name!r}; choose one of {', '.join(BOTTLENECKS)}")

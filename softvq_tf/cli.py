@@ -1,5 +1,6 @@
 """Command-line front end of ``train.py``: flags -> RunConfig -> ``training.train``."""
 
+import argparse
 import os
 
 from softvq_tf import BOTTLENECKS
@@ -22,6 +23,11 @@ def train_parser():
     p.add_argument("--vq-weight", type=float, help="w, the weight of the whole VQ loss")
     p.add_argument("--noise-std", type=float, help="std of the noise added to z_e before soft quantization (training only)")
     p.add_argument("--likelihood", choices=("original", "gaussian"), help="soft VQ weights: the notebooks' (+s_k) or textbook (-d s_k)")
+    p.add_argument("--ema-decay", type=float, help="update the codebook by moving averages with this decay, e.g. 0.99 (vq)")
+    p.add_argument("--kmeans-init", action="store_true", default=None,
+                   help="start the codebook at k-means centres of the first batches' codes (vq, soft_vq)")
+    p.add_argument("--dead-code-steps", type=int,
+                   help="move a codeword nobody used for this many steps onto a random code of the batch (vq, soft_vq)")
     p.add_argument("--steps", type=int, help="training iterations")
     p.add_argument("--batch-size", type=int, help="global batch size (default 32)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 3e-4)")
@@ -29,7 +35,9 @@ def train_parser():
     p.add_argument("--seed", type=int, help="seed for initialisation, shuffling and noise (default 0)")
     p.add_argument("--validation-split", type=float, help="hold out this fraction of train; probes then use it as the test set")
     p.add_argument("--steps-per-execution", type=int, help="training steps per call into the TF graph")
-    p.add_argument("--jit-compile", action="store_true", default=None, help="compile the train step with XLA")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the train step with XLA (default: on with one replica; --no-jit-compile runs "
+                        "TensorFlow's ops with op determinism instead)")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="compute precision (default float32)")
     p.add_argument("--checkpoint-every", type=int, help="steps between epoch ends (logs, checkpoints, backups)")
     p.add_argument("--distribute", choices=DISTRIBUTE, help="tf.distribute strategy (default auto: mirrored over several GPUs)")

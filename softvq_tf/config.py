@@ -68,9 +68,17 @@ APPLIES_TO = {
     "vq_weight": QUANTIZERS,
     "noise_std": ("soft_vq",),
     "likelihood": ("soft_vq",),
+    "ema_decay": ("vq",),
+    "kmeans_init": QUANTIZERS,
+    "dead_code_steps": QUANTIZERS,
 }
 FLAGS = {"num_codewords": "--K", "kl_weight": "--kl-weight", "commitment": "--commitment", "vq_weight": "--vq-weight",
-         "noise_std": "--noise-std", "likelihood": "--likelihood"}
+         "noise_std": "--noise-std", "likelihood": "--likelihood", "ema_decay": "--ema-decay",
+         "kmeans_init": "--kmeans-init", "dead_code_steps": "--dead-code-steps"}
+# Codebook-collapse remedies (not in the paper): None means off, and an off
+# remedy is left out of a run's identity, so runs made before they existed
+# keep theirs.
+REMEDIES = ("ema_decay", "kmeans_init", "dead_code_steps")
 
 # Version of the training recipe. 2: the VQ loss as the notebooks reduce it (a
 # mean over batch and latent dimensions), TF1's Adam epsilon 1e-8, float32
@@ -95,6 +103,9 @@ class RunConfig:
     vq_weight: Optional[float] = None  # w in w * (codebook + commitment * commitment term) (vq, soft_vq)
     noise_std: Optional[float] = None  # noise on the code before soft quantization (soft_vq)
     likelihood: Optional[str] = None  # "original" (the notebooks') or "gaussian" (soft_vq)
+    ema_decay: Optional[float] = None  # codebook by exponential moving averages with this decay (vq); None: by gradient
+    kmeans_init: Optional[bool] = None  # codebook from k-means of the first batches' codes (vq, soft_vq)
+    dead_code_steps: Optional[int] = None  # restart a codeword unused for this many steps (vq, soft_vq)
     reconstruction_scale: float = 1.0
     pixel_max: float = 16.0
     pixel_offset: float = 0.0
@@ -106,7 +117,7 @@ class RunConfig:
     validation_split: float = 0.0  # fraction of train held out; probes then use it as the test set
     steps_per_execution: Optional[int] = None  # None: the largest divisor of the epoch length up to 50
     checkpoint_every: Optional[int] = None  # steps per Keras epoch (log, checkpoint, backup); None: about one pass
-    jit_compile: bool = False
+    jit_compile: Optional[bool] = None  # XLA; None: on with a single replica (bit-reproducible on CPU, see README)
     precision: str = "float32"  # or mixed_bfloat16 (matmuls in bfloat16, variables and bottleneck in float32)
     distribute: str = "auto"
     out: str = "runs"
@@ -147,7 +158,7 @@ def run_identity(config):
     and labelled together; runs with different identities never are.
     """
     fields = json.loads(config.to_json())
-    return {k: v for k, v in fields.items() if k not in EXECUTION_FIELDS}
+    return {k: v for k, v in fields.items() if k not in EXECUTION_FIELDS and not (k in REMEDIES and v is None)}
 
 
 def identity_key(config):
@@ -174,7 +185,8 @@ def variant_label(config):
 
 
 _SHORT = {"batch_size": "batch", "noise_std": "noise", "kl_weight": "kl", "commitment": "commit", "vq_weight": "w",
-          "validation_split": "val", "adam_epsilon": "eps", "reconstruction_scale": "rscale"}
+          "validation_split": "val", "adam_epsilon": "eps", "reconstruction_scale": "rscale", "ema_decay": "ema",
+          "dead_code_steps": "restart"}
 
 
 def default_run_name(c):
@@ -188,6 +200,8 @@ def default_run_name(c):
             parts.append("bf16" if value == "mixed_bfloat16" else value)
         elif field == "likelihood":
             parts.append(str(value))
+        elif field == "kmeans_init":
+            parts.append("kmeans")
         else:
             text = f"{value:g}" if isinstance(value, float) else "x".join(map(str, value)) if isinstance(value, list) else str(value)
             parts.append(_SHORT.get(field, field) + text)
@@ -282,7 +296,8 @@ def _fill(dataset, bottleneck, flags):
     for setting, users in APPLIES_TO.items():
         if bottleneck not in users:
             defaults[setting] = None
-    given = {k: v for k, v in flags.items() if v is not None}
+    # A remedy switched off is None (see REMEDIES), however it was written.
+    given = {k: v for k, v in flags.items() if v is not None and not (k in REMEDIES and v is False)}
     unknown = set(given) - {f.name for f in dataclasses.fields(RunConfig)}
     if unknown:
         raise UsageError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -341,6 +356,8 @@ def validate(c):
         (c.vq_weight is None or c.vq_weight >= 0, f"--vq-weight must be >= 0, got {c.vq_weight}"),
         (c.noise_std is None or c.noise_std >= 0, f"--noise-std must be >= 0, got {c.noise_std}"),
         (c.likelihood in (None, "original", "gaussian"), f"--likelihood must be original or gaussian, got {c.likelihood}"),
+        (c.ema_decay is None or 0 < c.ema_decay < 1, f"--ema-decay must be in (0, 1), got {c.ema_decay}"),
+        (c.dead_code_steps is None or c.dead_code_steps >= 1, f"--dead-code-steps must be >= 1, got {c.dead_code_steps}"),
         (c.adam_epsilon > 0, f"--adam-epsilon must be > 0, got {c.adam_epsilon}"),
         (0 <= c.validation_split < 1, f"--validation-split must be in [0, 1), got {c.validation_split}"),
         (spe >= 1, f"--steps-per-execution must be >= 1, got {c.steps_per_execution}"),

@@ -135,7 +135,9 @@ def training_summary(run_dir, config):
     last = {k: v[-1] for k, v in history["history"].items() if v}
     summary = {k: last.get(k) for k in ("reconstruction_loss", "bottleneck_loss", "perplexity", "codewords_in_use")}
     nmse = None if summary["reconstruction_loss"] is None else summary["reconstruction_loss"] / config.reconstruction_scale
-    return {**summary, "reconstruction_nmse": nmse, "train_seconds": history.get("seconds_this_session")}
+    restarts = history["history"].get("dead_code_restarts")
+    return {**summary, "reconstruction_nmse": nmse, "train_seconds": history.get("seconds_this_session"),
+            "dead_code_restarts": None if restarts is None else float(sum(restarts))}
 
 
 def score_run(run_dir, config, data, settings, tsne=False, log=print):
@@ -159,7 +161,8 @@ def score_run(run_dir, config, data, settings, tsne=False, log=print):
     return row
 
 
-SUMMARY_METRICS = ("acc", "nmi", "cls", "seconds", "train_seconds", "perplexity", "codewords_in_use", "reconstruction_nmse")
+SUMMARY_METRICS = ("acc", "nmi", "cls", "seconds", "train_seconds", "perplexity", "codewords_in_use", "reconstruction_nmse",
+                   "dead_code_restarts")
 
 
 def summarize(rows, group_by="identity"):

@@ -58,6 +58,8 @@ class Autoencoder(keras.Model):
 
     def train_step(self, data):
         logs = super().train_step(data)
+        if getattr(self.bottleneck, "maintains_codebook", False):
+            self.bottleneck.update_codebook()  # EMA / restarts: after the optimizer step, outside the tape
         strategy = tf.distribute.get_strategy()
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy):
             # Keras reduces multi-worker step logs with a MEAN over axis 0, which

@@ -1,7 +1,10 @@
-"""Compare settings on a validation split carved from train, never on the test split.
+"""Compare settings on a validation split carved from train; ``--test`` scores the chosen ones on the test split.
 
     python -m softvq_tf.sweep --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist \\
         --variant original: --variant gaussian:likelihood=gaussian --variant noise0.1:noise_std=0.1
+
+Choices are made on the validation split; ``--test`` is for the final table
+of variants already chosen (it trains on all of train and probes the test split).
 
 Each ``--variant NAME:key=value,...`` is one run per seed (``bottleneck=ae``
 switches the model; any other key is a ``RunConfig`` field). Runs go to
@@ -31,13 +34,14 @@ def parse_variant(text):
 
 
 def to_markdown(rows):
-    lines = ["| variant | seeds | val clustering ACC (%) | val NMI | val classification (%) | final reconstruction (normalised MSE) | final perplexity | codewords in use |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seeds | clustering ACC (%) | NMI | classification (%) | final reconstruction (normalised MSE) | final perplexity | codewords in use | dead-codeword restarts |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = lambda m, d: f"{r[m]:.{d}f}" + (f" ± {r[m + '_std']:.{d}f}" if r["n"] > 1 else "")  # noqa: E731
-        opt = lambda m: "-" if r.get(m) is None else f"{r[m]:.1f}"  # noqa: E731
+        opt = lambda m, digits=1: "-" if r.get(m) is None else f"{r[m]:.{digits}f}"  # noqa: E731
         lines.append(f"| {r['variant']} | {r['n']} | {fmt('acc', 2)} | {fmt('nmi', 4)} | {fmt('cls', 2)} | "
-                     f"{r['reconstruction_nmse']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} |")
+                     f"{r['reconstruction_nmse']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} | "
+                     f"{opt('dead_code_restarts', 0)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -49,6 +53,8 @@ def main(argv=None):
     p.add_argument("--variant", action="append", required=True, help="NAME:key=value,... (repeatable)")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--validation-split", type=float, default=1 / 6, help="fraction of train held out (default 1/6: 10k of 60k)")
+    p.add_argument("--test", action="store_true",
+                   help="final scores of chosen variants: train on all of train, probe the test split")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--kmeans-inits", type=int, default=100)
@@ -58,7 +64,9 @@ def main(argv=None):
     p.add_argument("--output", help="default results/sweep_DATASET.md")
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
-    if not 0 < args.validation_split < 1:
+    if args.test:
+        args.validation_split = 0.0
+    elif not 0 < args.validation_split < 1:
         raise UsageError(f"--validation-split must be in (0, 1): a sweep never scores the test split (got {args.validation_split})")
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
@@ -69,10 +77,11 @@ def main(argv=None):
     from softvq_tf.config import resolve_config
 
     plan = []
-    for name, flags in variants:
-        flags = dict(flags)
-        bottleneck = flags.pop("bottleneck", args.bottleneck)
-        for seed in range(args.seeds):
+    # Seed-major: an interrupted sweep has every variant at the first seeds.
+    for seed in range(args.seeds):
+        for name, flags in variants:
+            flags = dict(flags)
+            bottleneck = flags.pop("bottleneck", args.bottleneck)
             plan.append((name, resolve_config(
                 args.dataset, bottleneck, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size,
                 validation_split=args.validation_split, seed=seed, out=os.path.join(args.runs_dir, args.dataset), **flags)))
@@ -97,14 +106,15 @@ def main(argv=None):
         row = {"variant": name, "settings": settings, "n": entry["n"]}
         for metric in ("acc", "nmi", "cls"):
             row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
-        for key in ("reconstruction_nmse", "perplexity", "codewords_in_use"):
+        for key in ("reconstruction_nmse", "perplexity", "codewords_in_use", "dead_code_restarts"):
             row[key] = entry[key]
         rows.append(row)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     command = "python -m softvq_tf.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = (f"# {args.dataset}: settings compared on a validation split\n\nCommand: `{command}`\n\n"
-              f"Probes score {args.validation_split:.4g} of train held out (never the test split); "
-              f"{args.steps or 'preset'} steps, batch {args.batch_size or 'preset'}.\n\n")
+    split = ("Probes score the test split (variants chosen beforehand on a validation split)" if args.test else
+             f"Probes score {args.validation_split:.4g} of train held out (never the test split)")
+    header = (f"# {args.dataset}: settings compared on the {'test' if args.test else 'validation'} split\n\n"
+              f"Command: `{command}`\n\n{split}; {args.steps or 'preset'} steps, batch {args.batch_size or 'preset'}.\n\n")
     rundir.write_atomic(output, header + to_markdown(rows))
     rundir.write_atomic(os.path.splitext(output)[0] + ".json", json.dumps(rows, indent=2) + "\n")
     print(to_markdown(rows))

@@ -29,10 +29,12 @@ from softvq_tf.optimizers import FusedAdam
 
 
 def set_op_determinism(enabled):
-    """Deterministic TF ops (bit-identical reruns), except under XLA.
+    """TensorFlow's op determinism, for runs without XLA.
 
     Keras silently drops ``jit_compile`` when op determinism is on, so an XLA
-    run gives determinism up; XLA on CPU is in practice reproducible too.
+    run turns it off. XLA on CPU is bit-reproducible in practice: the same
+    command twice gives the same weights digest, and a run killed and resumed
+    matches an uninterrupted one (tests/test_distribute.py, on the XLA path).
     """
     if enabled:
         tf.config.experimental.enable_op_determinism()
@@ -116,6 +118,9 @@ def build_model(config, data_variance):
         vq_weight=config.vq_weight,
         noise_std=config.noise_std,
         likelihood=config.likelihood,
+        ema_decay=config.ema_decay,
+        kmeans_init=config.kmeans_init,
+        dead_code_steps=config.dead_code_steps,
         seed=config.seed,
     )
     return Autoencoder(
@@ -190,16 +195,25 @@ def _prepare_run_dir(config):
     rundir.write_atomic(config_path, config.to_json() + "\n")
 
 
+def use_xla(config, strategy):
+    """``--jit-compile`` if given; by default XLA on a single replica (the default strategy), where it is fastest."""
+    if config.jit_compile is not None:
+        return config.jit_compile
+    distributed = isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
+    return not distributed and strategy.num_replicas_in_sync == 1
+
+
 def _start_session(config):
-    """Seed everything, set determinism and the precision policy; returns the strategy."""
+    """Seed everything, set the precision policy, XLA or op determinism; returns ``(strategy, xla)``."""
     keras.utils.set_random_seed(config.seed)
-    set_op_determinism(not config.jit_compile)
     keras.mixed_precision.set_global_policy(config.precision)
     strategy = make_strategy(config.distribute)
+    xla = use_xla(config, strategy)
+    set_op_determinism(not xla)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UsageError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas; use a multiple of {replicas}")
-    return strategy
+    return strategy, xla
 
 
 def _callbacks(work_dir, chief, nan_guard):
@@ -242,7 +256,7 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
 
     ``splits`` may be passed when already loaded (the CLI loads the data before TensorFlow).
     """
-    strategy = _start_session(config)
+    strategy, xla = _start_session(config)
     chief = is_chief(strategy)
     if splits is None:
         splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
@@ -254,14 +268,14 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     # Non-chief workers keep their backups out of the run directory.
     work_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="softvq-worker-")
     log(f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_test)} test), "
-        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s), {epochs} x {steps_per_epoch} steps -> {config.run_dir}")
+        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if xla else ''}, {epochs} x {steps_per_epoch} steps -> {config.run_dir}")
 
     with strategy.scope():
         model = build_model(config, data_variance)
         model.compile(
             optimizer=FusedAdam(config.lr, epsilon=config.adam_epsilon),
             steps_per_execution=config.steps_per_execution,
-            jit_compile=config.jit_compile,
+            jit_compile=xla,
         )
         model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
     nan_guard = NaNGuard()
@@ -270,6 +284,8 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     if done:
         log(f"resuming from the backup in {os.path.join(work_dir, 'backup')} at step {done}")
     start = time.time()
+    if not done and getattr(model.bottleneck, "needs_codebook_init", lambda: False)():
+        _kmeans_init_codebook(model, splits.x_train, config, log)
     model.fit(
         make_dataset(splits.x_train, config, config.seed, start_step=done),
         epochs=epochs,
@@ -294,6 +310,23 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(config.run_dir, model, strategy, history, digest)
+
+
+KMEANS_CODES_PER_CODEWORD = 16
+
+
+def _kmeans_init_codebook(model, images, config, log):
+    """Set the codebook to k-means centres of the codes of the run's first batches (about 16 per codeword).
+
+    The batches are the ones training starts with (same seeded stream); the
+    codes come from the untrained encoder, as in Jukebox and
+    vector-quantize-pytorch's ``kmeans_init``, but before step 1 rather than
+    inside it, so the result does not depend on the number of replicas.
+    """
+    batches = -(-KMEANS_CODES_PER_CODEWORD * config.num_codewords // config.batch_size)
+    codes = [model.encode(x)[0].numpy() for x in make_dataset(images, config, config.seed).take(batches)]
+    model.bottleneck.initialize_codebook(np.concatenate(codes), seed=config.seed)
+    log(f"codebook initialised by k-means on {sum(len(c) for c in codes)} codes of the first {batches} batches")
 
 
 def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, path):

@@ -22,12 +22,16 @@ from softvq_tf.training import train  # noqa: E402
 
 out = sys.argv[1]
 report = {}
-for bottleneck in ("vq", "soft_vq"):
+# The remedies' statistics must be summed (and codes gathered) over replicas: same codebook as one replica.
+REMEDIES = {"vq_remedies": ("vq", dict(ema_decay=0.9, kmeans_init=True, dead_code_steps=3)),
+            "soft_vq_remedies": ("soft_vq", dict(kmeans_init=True, dead_code_steps=3))}
+for key in ("vq", "soft_vq", *REMEDIES):
+    bottleneck, remedies = REMEDIES.get(key, (key, {}))
     runs = {}
     for mode in ("default", "mirrored"):
         keras.backend.clear_session()
         config = resolve_config("digits", bottleneck, steps=20, checkpoint_every=10, batch_size=32, distribute=mode,
-                                latent_dim=8, num_codewords=16, out=out, name=f"{bottleneck}_{mode}")
+                                latent_dim=8, num_codewords=16, out=out, name=f"{key}_{mode}", **remedies)
         result = train(config, verbose=0, log=lambda *a: None)
         codebook = result.model.bottleneck.codebook.value
         copies = [v.numpy() for v in result.strategy.experimental_local_results(codebook)]
@@ -38,7 +42,7 @@ for bottleneck in ("vq", "soft_vq"):
             "codebook_in_sync": all((c == copies[0]).all() for c in copies),
             "codebook": copies[0].tolist(),
         }
-    report[bottleneck] = runs
+    report[key] = runs
 keras.backend.clear_session()
 try:
     train(resolve_config("digits", "vq", steps=2, batch_size=33, distribute="mirrored", out=out, name="odd"), verbose=0)

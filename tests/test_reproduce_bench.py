@@ -52,11 +52,16 @@ def test_a_finished_run_is_never_reused_with_other_settings(tmp_path):
 
 
 def test_bench_smoke(tmp_path):
-    result = run_script(["-m", "softvq_tf.bench", "--steps", "4", "--repeats", "1", "--kmeans-inits", "1", "--output", str(tmp_path / "b.md")])
-    assert result.returncode == 0, result.stderr[-3000:]
+    from conftest import FASHION
+
+    result = run_script(["-m", "softvq_tf.bench", "--data-dir", FASHION, "--short", "2", "--long", "4", "--cnn-short", "1",
+                         "--cnn-long", "2", "--pairs", "1", "--repeats", "2", "--kmeans-inits", "1", "--output", str(tmp_path / "b.md")])
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     report = (tmp_path / "b.md").read_text()
-    assert "GFLOP/s" in report and report.count("| MLP") == 10 and report.count("| CNN") == 3
-    assert "failed" not in report  # every lever, XLA and bf16 included, runs here
+    assert report.count("| MLP") == 5 and report.count("| CNN") == 1  # every row ran, bf16 and no-XLA included
+    assert "3,811,168" in report  # the MLP soft VQ-VAE's parameter count, beside its ceiling
+    missing = run_script(["-m", "softvq_tf.bench", "--data-dir", str(tmp_path / "nowhere")])
+    assert_one_line_error(missing, "--data-dir", "dataset-fashion-mnist")
 
 
 def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
