@@ -82,3 +82,18 @@ def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
     assert_one_line_error(bad, "noise_std", "float")
     test_split = run_script(["-m", "softvq_tf.sweep", "--dataset", "digits", "--variant", "x:", "--validation-split", "0"])
     assert_one_line_error(test_split, "validation-split")
+
+
+def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
+    args = ["-m", "softvq_tf.sweep", "--test", "--dataset", "digits", "--bottleneck", "vq", "--steps", "250",
+            "--kmeans-inits", "1", "--probe-epochs", "1", "--variant", "plain:",
+            "--variant", "all:ema_decay=0.99,kmeans_init=true,dead_code_steps=5",
+            "--runs-dir", str(tmp_path / "runs"), "--output", str(tmp_path / "t.md")]
+    result = run_script(args)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    rows = {r["variant"]: r for r in json.load(open(tmp_path / "t.json"))}
+    assert rows["plain"]["dead_code_restarts"] is None and rows["all"]["dead_code_restarts"] > 0
+    run = next((tmp_path / "runs" / "digits").glob("digits_vq_*restart5_ema0.99_kmeans*_seed0"))
+    config = json.load(open(run / "config.json"))
+    assert config["validation_split"] == 0 and config["kmeans_init"] is True
+    assert "on the test split" in (tmp_path / "t.md").read_text()
