@@ -141,27 +141,44 @@ def ceiling(dataset, batch_size, precision="float32", repeats=50):
             "steps_per_s": 1.0 / (matmul_s + adam_s)}
 
 
-def _train_seconds(args, steps, out):
-    """Wall seconds of one whole ``python train.py`` run."""
+def _steal_seconds():
+    """CPU time the hypervisor took from this VM so far (``steal`` in /proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _train_run(args, steps, out):
+    """One whole ``python train.py`` run: ``(wall seconds, cores busy on average, seconds stolen by the VM host)``."""
+    import resource
+
+    before, steal = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds()
     start = time.perf_counter()
     result = subprocess.run([sys.executable, os.path.join(REPO, "train.py"), *args, "--steps", str(steps), "--out", out,
                              "--quiet"], cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"train.py {' '.join(args)} --steps {steps} failed: {result.stderr.strip()[-500:]}")
-    return seconds
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / seconds
+    stolen = None if steal is None else _steal_seconds() - steal
+    return seconds, cpu, stolen
 
 
 def default_path(args, short, long, pairs):
-    """steps/s of whole ``train.py`` runs, one figure per (short, long) pair."""
-    rates = []
+    """One ``{steps_per_s, cores, steal}`` per (short, long) pair of whole ``train.py`` runs (cores, steal: the long run)."""
+    pairs_out = []
     with tempfile.TemporaryDirectory() as out:
         for pair in range(pairs):
-            t_short = _train_seconds(args, short, os.path.join(out, f"short{pair}"))
-            t_long = _train_seconds(args, long, os.path.join(out, f"long{pair}"))
+            t_short, _, _ = _train_run(args, short, os.path.join(out, f"short{pair}"))
+            t_long, cores, steal = _train_run(args, long, os.path.join(out, f"long{pair}"))
             # Runs of a few steps (smoke tests) can differ by less than the noise: no figure then.
-            rates.append((long - short) / (t_long - t_short) if t_long > t_short else float("nan"))
-    return rates
+            rate = (long - short) / (t_long - t_short) if t_long > t_short else float("nan")
+            pairs_out.append({"steps_per_s": rate, "cores": cores, "steal": steal})
+    return pairs_out
 
 
 def write_fake_cifar(folder, n_train=10_000, n_test=2_000):
@@ -228,8 +245,10 @@ def main(argv=None):
         ("default", "mlp", 32, "float32", []),
         ("--no-jit-compile (no XLA)", "mlp", 64, "float32", ["--no-jit-compile"]),
         ("--precision mixed_bfloat16", "mlp", 64, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
+        ("--precision mixed_bfloat16 --jit-compile", "mlp", 64, "mixed_bfloat16", ["--precision", "mixed_bfloat16", "--jit-compile"]),
         ("--precision mixed_bfloat16", "mlp", 32, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
         ("default", "cnn", 32, "float32", []),
+        ("--jit-compile", "cnn", 32, "float32", ["--jit-compile"]),
     ]
     rows, ceilings = [], {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,8 +259,9 @@ def main(argv=None):
                 ceilings[key] = ceiling("fashion_mnist" if network == "mlp" else "cifar10", batch, precision, args.repeats)
             c = ceilings[key]
             short, long = (args.short, args.long) if network == "mlp" else (args.cnn_short, args.cnn_long)
-            rates = default_path([*(mlp if network == "mlp" else cnn), "--batch-size", str(batch), *extra], short, long, args.pairs)
-            row = dict(label=label, network=network, batch=batch, precision=precision, rates=rates, **c)
+            runs = default_path([*(mlp if network == "mlp" else cnn), "--batch-size", str(batch), *extra], short, long, args.pairs)
+            rates = [r["steps_per_s"] for r in runs]
+            row = dict(label=label, network=network, batch=batch, precision=precision, rates=rates, runs=runs, **c)
             rows.append(row)
             print(f"{network} batch {batch} {label}: ceiling {c['steps_per_s']:.1f} steps/s (matmuls {c['matmul_ms']:.2f} ms "
                   f"+ Adam {c['adam_ms']:.2f} ms, {c['params']:,} parameters); train.py "
@@ -254,6 +274,11 @@ def main(argv=None):
         write_atomic(args.output, report(rows, peaks, timings, args, argv, tf.__version__))
         print(f"written: {args.output}")
     return 0
+
+
+def _run_note(run):
+    steal = "-" if run["steal"] is None else f"{run['steal']:.1f}"
+    return f"{run['cores']:.2f}, {steal}"
 
 
 def report(rows, peaks, timings, args, argv, tf_version):
@@ -272,15 +297,16 @@ def report(rows, peaks, timings, args, argv, tf_version):
         f"{args.long} steps on Fashion-MNIST, CNN {args.cnn_short} and {args.cnn_long} steps on random CIFAR-10-format "
         f"images; {args.pairs} pairs per row, each figure one pair.", "",
         "| network | flags | batch | matmuls (ms) | matmul GFLOP/s | Adam pass (ms) | parameters | ceiling (steps/s) "
-        "| train.py (steps/s) | of ceiling (best / slowest) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| train.py (steps/s) | of ceiling (best / slowest) | long runs: cores busy, s stolen by the VM host |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {net[r['network']]} | {r['label']} | {r['batch']} | {r['matmul_ms']:.2f} | "
             f"{r['matmul_gflop'] / r['matmul_ms'] * 1e3:.0f} | {r['adam_ms']:.2f} | {r['params']:,} | "
             f"{r['steps_per_s']:.1f} | {', '.join(f'{x:.1f}' for x in r['rates'])} | "
-            f"**{100 * max(r['rates']) / r['steps_per_s']:.0f}%** / {100 * min(r['rates']) / r['steps_per_s']:.0f}% |")
+            f"**{100 * max(r['rates']) / r['steps_per_s']:.0f}%** / {100 * min(r['rates']) / r['steps_per_s']:.0f}% | "
+            + "; ".join(_run_note(x) for x in r["runs"]) + " |")
     lines += ["", "Probes on 10,000 synthetic 64-d latents (10 classes):", "", "| probe | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     return "\n".join(lines) + "\n"

@@ -36,8 +36,8 @@ def train_parser():
     p.add_argument("--validation-split", type=float, help="hold out this fraction of train; probes then use it as the test set")
     p.add_argument("--steps-per-execution", type=int, help="training steps per call into the TF graph")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="compile the train step with XLA (default: on with one replica; --no-jit-compile runs "
-                        "TensorFlow's ops with op determinism instead)")
+                   help="compile the train step with XLA (default: on for the float32 MLP on one replica, where it is "
+                        "fastest; --no-jit-compile runs TensorFlow's ops with op determinism instead)")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="compute precision (default float32)")
     p.add_argument("--checkpoint-every", type=int, help="steps between epoch ends (logs, checkpoints, backups)")
     p.add_argument("--distribute", choices=DISTRIBUTE, help="tf.distribute strategy (default auto: mirrored over several GPUs)")

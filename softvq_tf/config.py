@@ -117,7 +117,7 @@ class RunConfig:
     validation_split: float = 0.0  # fraction of train held out; probes then use it as the test set
     steps_per_execution: Optional[int] = None  # None: the largest divisor of the epoch length up to 50
     checkpoint_every: Optional[int] = None  # steps per Keras epoch (log, checkpoint, backup); None: about one pass
-    jit_compile: Optional[bool] = None  # XLA; None: on with a single replica (bit-reproducible on CPU, see README)
+    jit_compile: Optional[bool] = None  # XLA; None: on for the float32 MLP on one replica (training.use_xla)
     precision: str = "float32"  # or mixed_bfloat16 (matmuls in bfloat16, variables and bottleneck in float32)
     distribute: str = "auto"
     out: str = "runs"

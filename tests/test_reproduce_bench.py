@@ -58,7 +58,7 @@ def test_bench_smoke(tmp_path):
                          "--cnn-long", "2", "--pairs", "1", "--repeats", "2", "--kmeans-inits", "1", "--output", str(tmp_path / "b.md")])
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     report = (tmp_path / "b.md").read_text()
-    assert report.count("| MLP") == 5 and report.count("| CNN") == 1  # every row ran, bf16 and no-XLA included
+    assert report.count("| MLP") == 6 and report.count("| CNN") == 2  # every row ran, bf16 and no-XLA included
     assert "3,811,168" in report  # the MLP soft VQ-VAE's parameter count, beside its ceiling
     missing = run_script(["-m", "softvq_tf.bench", "--data-dir", str(tmp_path / "nowhere")])
     assert_one_line_error(missing, "--data-dir", "dataset-fashion-mnist")
