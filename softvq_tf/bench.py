@@ -60,10 +60,11 @@ def matmul_peak_gflops(dtype="float32", n=2048, repeats=30):
 
 
 def _layer_ops(model):
-    """``(op(x, w), input shape without batch, weight)`` for every matmul-like op of a training step.
+    """``(op(x, w), input shape without batch, weight, transposed)`` for every matmul-like op of a training step.
 
-    Each op's forward FLOPs are 2 x (output positions of a convolution, input
-    positions of a transposed one, or the batch) x kernel size.
+    Each op's forward FLOPs are 2 x kernel size x positions: the output's for
+    a matmul or convolution, the input's for a transposed convolution
+    (``transposed``), which spreads each input position over the kernel.
     """
     import keras
 
@@ -71,18 +72,17 @@ def _layer_ops(model):
     for net in (model.encoder, model.decoder):
         for layer in net.layers:
             if isinstance(layer, keras.layers.Dense):
-                ops.append((lambda x, w: x @ w, layer.input.shape[1:], layer.kernel))
+                ops.append((lambda x, w: x @ w, layer.input.shape[1:], layer.kernel, False))
             elif isinstance(layer, keras.layers.Conv2DTranspose):
-                def conv_transpose(x, w, s=layer.strides):
-                    return keras.ops.conv_transpose(x, w, s, "same")
-
-                ops.append((conv_transpose, layer.input.shape[1:], layer.kernel))
+                ops.append((lambda x, w, s=layer.strides: keras.ops.conv_transpose(x, w, s, "same"),
+                            layer.input.shape[1:], layer.kernel, True))
             elif isinstance(layer, keras.layers.Conv2D):
-                ops.append((lambda x, w, s=layer.strides: keras.ops.conv(x, w, s, "same"), layer.input.shape[1:], layer.kernel))
+                ops.append((lambda x, w, s=layer.strides: keras.ops.conv(x, w, s, "same"),
+                            layer.input.shape[1:], layer.kernel, False))
     codebook = model.bottleneck.codebook  # [d, K]: distances z @ E, posterior mean p @ E^T
     d, k = codebook.shape
-    ops.append((lambda x, w: x @ w, (d,), codebook))
-    ops.append((lambda x, w: x @ w, (k,), keras.ops.transpose(codebook)))
+    ops.append((lambda x, w: x @ w, (d,), codebook, False))
+    ops.append((lambda x, w: x @ w, (k,), keras.ops.transpose(codebook), False))
     return ops
 
 
@@ -105,13 +105,13 @@ def ceiling(dataset, batch_size, precision="float32", repeats=50):
     dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
     rng = np.random.default_rng(0)
     tensors, flops = [], 0
-    for index, (op, in_shape, weight) in enumerate(_layer_ops(model)):
+    for index, (op, in_shape, weight, transposed) in enumerate(_layer_ops(model)):
         x = tf.constant(rng.normal(size=(batch_size, *in_shape)), dtype)
         w = tf.cast(keras.ops.convert_to_tensor(weight), dtype)
         y_shape = op(x, w).shape
         dy = tf.constant(rng.normal(size=y_shape), dtype)
         tensors.append((op, x, w, dy, index == 0))
-        positions = int(np.prod((x.shape if op.__name__ == "conv_transpose" else y_shape)[:-1]))
+        positions = int(np.prod((x.shape if transposed else y_shape)[:-1]))
         flops += 2 * positions * int(np.prod(w.shape)) * (2 if index == 0 else 3)
 
     @tf.function

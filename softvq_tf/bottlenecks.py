@@ -33,6 +33,11 @@ def _mean_squared_error(a, b):
     return tf.reduce_mean(tf.square(a - b))
 
 
+def most_probable(probs, dtype=tf.float32):
+    """One-hot ``[B, K]`` of each sample's most probable codeword (its nearest, for the hard quantizer)."""
+    return tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], dtype=dtype)
+
+
 class _CodebookCounts(keras.metrics.Metric):
     """Accumulates per-codeword mass ``[K]``; summed over batches and replicas."""
 
@@ -71,8 +76,7 @@ class CodewordsInUse(_CodebookCounts):
     """How many codewords were the most probable one for at least one sample."""
 
     def update_state(self, probs, sample_weight=None):
-        hard = tf.one_hot(tf.argmax(probs, axis=-1), self.num_codewords, dtype=self.dtype)
-        self.counts.assign_add(tf.reduce_sum(hard, axis=0))
+        self.counts.assign_add(tf.reduce_sum(most_probable(probs, self.dtype), axis=0))
 
     def result(self):
         return tf.reduce_sum(tf.cast(self.counts > 0, self.dtype))
@@ -384,14 +388,13 @@ class _Quantizer(Bottleneck):
             smoothed = (cluster_size + self.ema_epsilon) / (n + self.num_codewords * self.ema_epsilon) * n
             codebook = (dw_hidden / debias) / smoothed[None, :]
         if self.dead_code_steps:
-            nearest = tf.one_hot(tf.argmax(probs, axis=-1), self.num_codewords, dtype=tf.float32)
-            used = self._all_replicas(tf.reduce_sum(nearest, 0)) > 0
+            used = self._all_replicas(tf.reduce_sum(most_probable(probs), 0)) > 0
             idle = tf.where(used, 0.0, self.idle_steps + 1.0)
             codes = self._all_replicas(z_e, gather=True)  # the global batch, [B, d]
             batch = tf.shape(codes)[0]
             dead = idle >= float(self.dead_code_steps)
             # The first B dead codewords each get a distinct random code of the batch; the rest wait a step.
-            rank = tf.cast(tf.cumsum(tf.cast(dead, tf.int32)) - 1, tf.int32)
+            rank = tf.cumsum(tf.cast(dead, tf.int32)) - 1
             restart = dead & (rank < batch)
             order = tf.argsort(keras.random.uniform([batch], seed=self.seed_generator))
             picked = tf.gather(codes, tf.gather(order, tf.clip_by_value(rank, 0, batch - 1)))  # [K, d]
@@ -402,9 +405,8 @@ class _Quantizer(Bottleneck):
             self.dead_code_restarts.update_state(count / replicas)  # the metric sums over replicas
             if self.ema_decay is not None:
                 # A restarted codeword's averages restart as one sample at its new place.
-                debias = 1.0 - tf.pow(self.ema_decay, self.ema_steps)
-                self.ema_cluster_size.assign(tf.where(restart, debias, self.ema_cluster_size))
-                self.ema_dw.assign(tf.where(restart[None, :], tf.transpose(picked) * debias, self.ema_dw))
+                self.ema_cluster_size.assign(tf.where(restart, debias, cluster_hidden))
+                self.ema_dw.assign(tf.where(restart[None, :], tf.transpose(picked) * debias, dw_hidden))
         self.codebook.assign(codebook)
 
     def call(self, z_e, head=None, training=None):

@@ -273,7 +273,6 @@ def _fill(dataset, bottleneck, flags):
     if bottleneck not in BOTTLENECKS:
         raise UsageError(f"unknown bottleneck {bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
     p = PRESETS[dataset]
-    quantized = bottleneck in QUANTIZERS
     defaults = dict(
         network=p.network,
         image_shape=p.image_shape,
