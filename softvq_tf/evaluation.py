@@ -49,16 +49,41 @@ PAPER = {
 
 
 def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epochs=30, seed=0, log=print):
-    """All probes on one representation; returns a dict of scores and seconds."""
+    """All probes on one representation; returns a dict of scores and seconds.
+
+    ``acc`` and ``nmi`` are the paper's statistic (the lowest-inertia k-means
+    restart); ``acc_near_best`` and ``nmi_near_best`` average the restarts within
+    ``probes.NEAR_BEST_MARGIN`` of it, and ``kmeans_restarts`` keeps every
+    restart's inertia, ACC and NMI so other statistics can be computed later.
+    """
     start = time.time()
-    clusters, inertia = probes.kmeans_labels(
-        test_z, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}")
-    )
-    acc = probes.clustering_accuracy(test_y, clusters)
+    restarts = probes.kmeans_restarts(test_z, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}"))
+    accs = np.array([100 * probes.clustering_accuracy(test_y, labels) for labels in restarts.labels])
+    nmis = np.array([probes.nmi(test_y, labels) for labels in restarts.labels])
+    near = restarts.near_best()
     log("    training the linear probe")
     cls = probes.linear_probe_accuracy(train_z, train_y, test_z, test_y, epochs=probe_epochs, seed=seed)
-    return {"acc": 100 * acc, "nmi": probes.nmi(test_y, clusters), "cls": 100 * cls,
-            "inertia": inertia, "seconds": time.time() - start}
+    log("    logistic regression and k-nearest neighbours")
+    return {"acc": float(accs[restarts.best]), "nmi": float(nmis[restarts.best]), "cls": 100 * cls,
+            "acc_near_best": float(accs[near].mean()), "nmi_near_best": float(nmis[near].mean()),
+            "near_best_restarts": len(near), "acc_near_best_min": float(accs[near].min()),
+            "acc_near_best_max": float(accs[near].max()),
+            "cls_logreg": 100 * probes.logistic_regression_accuracy(train_z, train_y, test_z, test_y),
+            "knn": 100 * probes.knn_accuracy(train_z, train_y, test_z, test_y),
+            "inertia": float(restarts.inertias[restarts.best]), "seconds": time.time() - start,
+            "kmeans_restarts": {"inertia": [float(f"{v:.7g}") for v in restarts.inertias],
+                                "acc": [round(float(v), 4) for v in accs], "nmi": [round(float(v), 6) for v in nmis]}}
+
+
+# Version of the probes' computation: a score made by another version is not reused.
+# 2: k-means restarts one seeding each (per-restart scores kept), near-best statistics,
+# logistic regression and k-NN beside the Keras linear probe.
+PROBES_VERSION = 2
+
+
+def probe_settings(kmeans_inits=100, probe_epochs=30):
+    """What a stored score's probes depend on besides the latents."""
+    return {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs, "version": PROBES_VERSION}
 
 
 def display_name(entry, common=""):
@@ -99,7 +124,7 @@ def evaluate_runs(run_dirs, kmeans_inits=100, probe_epochs=30, tsne=False, raw=T
     """Probe every run (and the raw data of each data set); returns a list of row dicts."""
     if not run_dirs:
         raise UsageError("no trained runs found; train one with `python train.py` or pass --runs PATH")
-    settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs}
+    settings = probe_settings(kmeans_inits, probe_epochs)
     splits, rows, raw_done = SplitCache(), [], set()
     for run_dir in run_dirs:
         if not os.path.isfile(os.path.join(run_dir, "config.json")):

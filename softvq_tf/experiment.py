@@ -1,12 +1,18 @@
 """A set of runs carried through to scores: plan -> skip what is scored -> train what is missing -> score.
 
 ``reproduce`` and ``sweep`` are thin shells over ``run_plan``. Each finished
-run's scores go into ``SCORES/DATASET/RUN_NAME.json`` together with the run's
-identity and the probe settings (``results/scores`` is committed), so an
-experiment interrupted on one machine continues on another without
-retraining what was already scored. A stored score is reused only for the same
-identity, seed and probe settings; a run directory holding another identity is
-refused, never reused.
+run's scores go into the score store, ``SCORES/DATASET/RUN_NAME.json``
+(``results/scores`` is committed), so an experiment interrupted on one machine
+continues on another without retraining what was already scored.
+
+A stored score records the run's identity, seed, probe settings, final
+weights digest and execution path (``training.execution_path``). It is reused
+only where retraining with this code would give the same weights: the same
+identity, seed and probe settings, a recorded digest, and the execution path
+this machine would take for the run. Identity stays "what the run computes"
+(it groups seeds in tables); the path is kept out of it, so XLA and non-XLA
+runs of one setting are still averaged together, but a score is never reused
+across paths. A run directory holding another identity is refused, never reused.
 """
 
 import os
@@ -26,19 +32,27 @@ def raw_score_path(scores_dir, config):
     return os.path.join(scores_dir, config.dataset, f"raw{split}.json")
 
 
-def _stored(path, identity, seed, settings):
-    """The stored row at ``path`` if it was scored for this identity, seed and probe settings."""
+def reusable(stored, identity, seed, settings, execution):
+    """Whether a stored score stands for this run as this code would train it (see the module docstring)."""
+    return (stored.get("identity") == identity and stored.get("seed") == seed
+            and stored.get("probe_settings") == settings
+            and (execution is None or (stored.get("weights_sha256") and stored.get("execution") == execution)))
+
+
+def _stored(path, identity, seed, settings, execution=None):
+    """The stored row at ``path`` if ``reusable``; ``execution`` None for the raw data (no training)."""
     if not os.path.exists(path):
         return None
     stored = rundir.read_json(path)
-    if stored.get("identity") != identity or stored.get("seed") != seed or stored.get("probe_settings") != settings:
-        return None
-    return stored["row"]
+    return stored["row"] if reusable(stored, identity, seed, settings, execution) else None
 
 
-def _store(path, identity, seed, settings, row):
+def _store(path, identity, seed, settings, row, digest=None, execution=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    rundir.write_json(path, {"identity": identity, "seed": seed, "probe_settings": settings, "row": row})
+    record = {"identity": identity, "seed": seed, "probe_settings": settings, "row": row}
+    if execution is not None:
+        record.update(weights_sha256=digest, execution=execution)
+    rundir.write_json(path, record)
 
 
 def _check_run_dir(config):
@@ -57,11 +71,13 @@ def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, o
     """
     import keras
 
-    from softvq_tf.training import train
+    from softvq_tf.training import planned_execution, train
 
-    settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs}
+    settings = evaluation.probe_settings(kmeans_inits, probe_epochs)
     splits, rows, raw_done = evaluation.SplitCache(), [], set()
-    stored = [_stored(score_path(scores_dir, c), run_identity(c), c.seed, settings) for c in configs]
+    paths = [planned_execution(c) for c in configs]
+    stored = [_stored(score_path(scores_dir, c), run_identity(c), c.seed, settings, path or {})
+              for c, path in zip(configs, paths)]
     todo = [c for c, row in zip(configs, stored) if row is None]
     log(f"{len(configs)} runs planned, {len(configs) - len(todo)} already scored in {scores_dir}")
     start, trained = time.time(), 0
@@ -87,8 +103,10 @@ def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, o
                 keras.backend.clear_session()
                 train(config, verbose=2, log=log)
                 trained += 1
+            history = rundir.read_json(os.path.join(config.run_dir, "history.json"))
             row = evaluation.score_run(config.run_dir, config, splits.get(config), settings, log=log)
-            _store(score_path(scores_dir, config), run_identity(config), config.seed, settings, row)
+            _store(score_path(scores_dir, config), run_identity(config), config.seed, settings, row,
+                   history.get("weights_sha256"), history.get("execution") or {})
             rows.append(row)
             if on_row:
                 on_row(rows)

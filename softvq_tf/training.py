@@ -141,6 +141,47 @@ class TrainResult:
     strategy: tf.distribute.Strategy
     history: dict
     weights_digest: str
+    execution: dict
+
+
+def execution_path(xla, strategy, steps_per_execution):
+    """How a run is executed, where that changes its final weights (not what it computes: see ``run_identity``).
+
+    Runs with the same identity and seed reach bit-identical weights only on
+    the same path: XLA fuses and reorders floating-point work, a mirrored
+    batch is summed over replicas in another order, several steps per graph
+    call compile to another program, and other TensorFlow or Keras releases
+    may change kernels, as may another CPU's instruction set. Patch releases
+    are assumed to keep them.
+    """
+    return {"xla": bool(xla), "replicas": int(strategy.num_replicas_in_sync), "steps_per_execution": steps_per_execution,
+            "tensorflow": ".".join(tf.__version__.split(".")[:2]), "keras": ".".join(keras.__version__.split(".")[:2]),
+            "cpu_features": cpu_features()}
+
+
+# Instruction-set extensions that XLA's and oneDNN's CPU kernels choose their code by.
+KERNEL_CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_features():
+    """The ``KERNEL_CPU_FEATURES`` this CPU has (Linux), else the machine name: kernels differ across them."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    found = [name for name in KERNEL_CPU_FEATURES if name in flags]
+    return f"{platform.machine()}: {' '.join(found)}".strip()
+
+
+def planned_execution(config):
+    """The ``execution_path`` that ``train(config)`` would take on this machine (None: cannot tell before it starts)."""
+    if config.distribute == "multi_worker":
+        return None
+    strategy = make_strategy(config.distribute)
+    return execution_path(use_xla(config, strategy), strategy, config.steps_per_execution)
 
 
 def weights_digest(model):
@@ -301,6 +342,7 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
         shuffle=False,  # the tf.data pipeline shuffles, seeded
     )
     seconds = time.time() - start
+    execution = execution_path(xla, strategy, config.steps_per_execution)
     if nan_guard.bad_step is not None:
         raise TrainingError(
             f"loss became NaN or inf at step {nan_guard.bad_step}; training stopped, the last good weights are in "
@@ -312,10 +354,10 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     history = read_epoch_log(os.path.join(work_dir, "epochs.csv"))
     # Every worker writes (calls into the model may need all workers' collectives);
     # non-chief workers write into their temporary directory, then drop it.
-    _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, work_dir)
+    _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, execution, work_dir)
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return TrainResult(config.run_dir, model, strategy, history, digest)
+    return TrainResult(config.run_dir, model, strategy, history, digest, execution)
 
 
 KMEANS_CODES_PER_CODEWORD = 16
@@ -335,13 +377,14 @@ def _kmeans_init_codebook(model, images, config, log):
     log(f"codebook initialised by k-means on {sum(len(c) for c in codes)} codes of the first {batches} batches")
 
 
-def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, path):
+def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, execution, path):
     rundir.write_json(
         os.path.join(path, "history.json"),
         {
             "history": history,
             "seconds_this_session": seconds,
             "weights_sha256": digest,
+            "execution": execution,
             "steps": config.steps,
             "steps_per_epoch": steps_per_epoch,
             "data_variance": model.data_variance,
