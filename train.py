@@ -1,11 +1,9 @@
-#!/usr/bin/env python
-"""Train one autoencoder and export its encoder: ``python train.py --dataset mnist --bottleneck soft_vq --K 128``."""
+"""Train one autoencoder and export its encoder: ``python train.py --dataset mnist --bottleneck soft_vq --K 128``.
 
-import sys
+The same as the ``softvq-train`` command.
+"""
 
-from softvq_tf.errors import run_cli
+from softvq_tf.training.cli import run
 
 if __name__ == "__main__":
-    from softvq_tf.cli import main
-
-    sys.exit(run_cli(main))
+    run()

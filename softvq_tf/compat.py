@@ -6,11 +6,7 @@ These are not covered by TensorFlow's or Keras's compatibility promises, so
 if an upgrade removes one.
 """
 
-import os
-
-# Keras's BackupAndRestore writes this file beside its weights, {"epoch": completed epochs, ...}.
-# Read to restart the data stream where the interrupted run stopped (exact resume).
-BACKUP_METADATA = "training_metadata.json"
+from tensorflow.python.framework import config as tf_config
 
 
 def disable_op_determinism():
@@ -19,9 +15,7 @@ def disable_op_determinism():
     Needed because Keras silently drops ``jit_compile`` while op determinism is on,
     and a process (tests, reproduce) trains XLA and non-XLA runs one after another.
     """
-    from tensorflow.python.framework import config
-
-    config.disable_op_determinism()
+    tf_config.disable_op_determinism()
 
 
 def in_multi_worker_mode(strategy):
@@ -39,12 +33,7 @@ def adam_slots(optimizer, variable):
     return optimizer._momentums[index], optimizer._velocities[index]
 
 
-def backup_epochs(backup_dir):
-    """Completed epochs a ``BackupAndRestore`` backup holds (0 without one)."""
-    import json
-
-    path = os.path.join(backup_dir, BACKUP_METADATA)
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f)["epoch"])
+def set_initial_epoch(model, epoch):
+    """Make ``model.fit`` start at ``epoch``: Keras 3.15's fit reads ``model._initial_epoch`` after the callbacks'
+    ``on_train_begin``, which is how its own ``BackupAndRestore`` resumes (``training.backup`` does the same)."""
+    model._initial_epoch = epoch

@@ -3,7 +3,6 @@ import sys
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # what the command-line tools set: fatal messages only
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # noqa: E402
 
@@ -14,19 +13,19 @@ FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """One tiny soft VQ-VAE run on the bundled digits, shared by the tests that need a run."""
-    from softvq_tf.config import resolve_config
-    from softvq_tf.training import train
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.fit import train
 
     out = tmp_path_factory.mktemp("runs")
-    config = resolve_config("digits", "soft_vq", steps=60, checkpoint_every=30, out=str(out), latent_dim=8, num_codewords=8)
+    config = resolve_config("digits", "soft_vq", steps=60, epoch_steps=30, out=str(out), latent_dim=8, num_codewords=8)
     return train(config, verbose=0, log=lambda *a: None).run_dir
 
 
 def run_script(args, env=None, timeout=600, cwd=None):
-    """Run ``python args...`` from the repository root; returns the CompletedProcess."""
+    """Run ``python args...`` from the repository root (the installed package); returns the CompletedProcess."""
     import subprocess
 
-    full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout
     )

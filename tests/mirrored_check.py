@@ -16,23 +16,36 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
-from softvq_tf.config import resolve_config  # noqa: E402
-from softvq_tf.errors import UsageError  # noqa: E402
-from softvq_tf.training import train  # noqa: E402
+from softvq_tf.training.config import resolve_config  # noqa: E402
+from softvq_tf.training.errors import UsageError  # noqa: E402
+from softvq_tf.training.fit import train  # noqa: E402
 
 out = sys.argv[1]
 report = {}
 # The remedies' statistics must be summed (and codes gathered) over replicas: same codebook as one replica.
-REMEDIES = {"vq_remedies": ("vq", dict(ema_decay=0.9, kmeans_init=True, dead_code_steps=3)),
-            "soft_vq_remedies": ("soft_vq", dict(kmeans_init=True, dead_code_steps=3))}
+REMEDIES = {
+    "vq_remedies": ("vq", dict(ema_decay=0.9, kmeans_init=True, dead_code_steps=3)),
+    "soft_vq_remedies": ("soft_vq", dict(kmeans_init=True, dead_code_steps=3)),
+}
 for key in ("vq", "soft_vq", *REMEDIES):
     bottleneck, remedies = REMEDIES.get(key, (key, {}))
     runs = {}
     for mode in ("default", "mirrored"):
         keras.backend.clear_session()
-        config = resolve_config("digits", bottleneck, steps=20, checkpoint_every=10, batch_size=32, distribute=mode,
-                                latent_dim=8, num_codewords=16, out=out, name=f"{key}_{mode}", jit_compile=False,
-                                **remedies)  # same arithmetic on both sides: XLA is the default on one replica only
+        config = resolve_config(
+            "digits",
+            bottleneck,
+            steps=20,
+            epoch_steps=10,
+            batch_size=32,
+            distribute=mode,
+            latent_dim=8,
+            num_codewords=16,
+            out=out,
+            name=f"{key}_{mode}",
+            jit_compile=False,
+            **remedies,
+        )  # same arithmetic on both sides: XLA is the default on one replica only
         result = train(config, verbose=0, log=lambda *a: None)
         codebook = result.model.bottleneck.codebook.value
         copies = [v.numpy() for v in result.strategy.experimental_local_results(codebook)]

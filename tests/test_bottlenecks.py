@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from softvq_tf.bottlenecks import (
+from softvq_tf.layers.bottlenecks import (
     BOTTLENECKS,
     CodebookPerplexity,
     CodewordsInUse,
@@ -62,12 +62,14 @@ def test_straight_through_gradient_is_identity(cls):
 def test_hard_vq_codebook_gradient_comes_only_from_codebook_term():
     z = _inputs()
     w, beta = 3.0, 2.5
-    layer = _built(VectorQuantizer(K, commitment=beta, weight=w, seed=1), z)
+    layer = _built(VectorQuantizer(K, commitment=beta, vq_weight=w, seed=1), z)
     with tf.GradientTape(persistent=True) as tape:
         out = layer(tf.constant(z))
         loss = tf.add_n(layer.losses)
         decoder_side = tf.reduce_sum(out**2)
-    assert tape.gradient(decoder_side, layer.codebook) is None or not np.any(tape.gradient(decoder_side, layer.codebook))
+    assert tape.gradient(decoder_side, layer.codebook) is None or not np.any(
+        tape.gradient(decoder_side, layer.codebook)
+    )
     codebook = layer.codebook.numpy()
     nearest = ((z[:, :, None] - codebook[None]) ** 2).sum(1).argmin(1)
     expected = np.zeros_like(codebook)
@@ -83,9 +85,11 @@ def test_soft_vq_matches_numpy_reference():
     codebook = layer.codebook.numpy()
     p = _numpy_soft_weights(z.astype(np.float64), codebook.astype(np.float64), log_sigma.astype(np.float64))
     np.testing.assert_allclose(layer.posterior(z, log_sigma).numpy(), p, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(layer(tf.constant(z), tf.constant(log_sigma)).numpy(), p @ codebook.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        layer(tf.constant(z), tf.constant(log_sigma)).numpy(), p @ codebook.T, rtol=1e-4, atol=1e-5
+    )
     # The notebook's loss, term by term: tf.reduce_mean over batch and latent dimensions.
-    w, beta = layer.weight, layer.commitment
+    w, beta = layer.vq_weight, layer.commitment
     zq = p @ codebook.T
     e_latent_loss = np.mean((zq - z) ** 2)
     q_latent_loss = np.mean((zq - z) ** 2)
@@ -114,7 +118,8 @@ def test_soft_vq_tends_to_hard_vq_as_sigma_vanishes():
     hard = _built(VectorQuantizer(K, seed=1), z)
     hard.codebook.assign(soft.codebook)
     errors = [
-        np.abs(soft(tf.constant(z), tf.fill([B, K], s)).numpy() - hard(tf.constant(z)).numpy()).max() for s in (0.0, -2.0, -10.0)
+        np.abs(soft(tf.constant(z), tf.fill([B, K], s)).numpy() - hard(tf.constant(z)).numpy()).max()
+        for s in (0.0, -2.0, -10.0)
     ]
     assert errors[0] > errors[-1] and errors[-1] < 1e-5
 
@@ -124,7 +129,9 @@ def test_vae_kl_matches_closed_form():
     mu, logvar = rng.normal(size=(B, D)), rng.normal(size=(B, D))
     var = np.exp(logvar)
     expected = 0.5 * (var + mu**2 - 1 - logvar).sum(1)  # KL(N(mu, var) || N(0, 1)) per sample
-    np.testing.assert_allclose(GaussianBottleneck.kl_divergence(tf.constant(mu), tf.constant(logvar)).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        GaussianBottleneck.kl_divergence(tf.constant(mu), tf.constant(logvar)).numpy(), expected, rtol=1e-6
+    )
     layer = GaussianBottleneck(kl_weight=20.0, seed=0)
     layer(tf.constant(mu, tf.float32), tf.constant(logvar, tf.float32), training=True)
     np.testing.assert_allclose(float(tf.add_n(layer.losses)), 20.0 * expected.mean(), rtol=1e-5)
@@ -204,7 +211,7 @@ def test_bad_arguments_raise_value_error_naming_them(make, message):
 
 def test_hard_vq_loss_is_the_notebooks_per_element_mean():
     z = _inputs()
-    layer = _built(VectorQuantizer(K, commitment=2.5, weight=3.0, seed=1), z)
+    layer = _built(VectorQuantizer(K, commitment=2.5, vq_weight=3.0, seed=1), z)
     zq = layer(tf.constant(z)).numpy()
     mse = np.mean((zq - z) ** 2)  # tf.reduce_mean((quantized - z) ** 2): over the batch AND the d dimensions
     np.testing.assert_allclose(float(tf.add_n(layer.losses)), 3.0 * (mse + 2.5 * mse), rtol=1e-5)
@@ -215,7 +222,9 @@ def test_hard_vq_loss_is_the_notebooks_per_element_mean():
 def test_bottlenecks_compute_in_float32_under_mixed_bfloat16(name):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        layer = make_bottleneck(name, num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1, seed=0)
+        layer = make_bottleneck(
+            name, num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1, seed=0
+        )
         z = tf.cast(tf.constant(_inputs()), tf.bfloat16)  # what a bf16 encoder hands over
         units = layer.head_units(D)
         head = tf.cast(tf.zeros([B, units]), tf.bfloat16) if units else None
@@ -231,3 +240,31 @@ def test_bottlenecks_compute_in_float32_under_mixed_bfloat16(name):
             assert GaussianBottleneck.kl_divergence(tf.cast(z, tf.float32), tf.zeros([B, D])).dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("name", BOTTLENECKS)
+def test_layer_contract(name, tmp_path):
+    """In the manner of Keras's ``run_layer_test``: build, call in training and inference, losses, config, and
+    save/reload inside a functional model."""
+    layer = make_bottleneck(name, num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1, seed=0)
+    units = layer.head_units(D)
+    assert not layer.built
+    z_in = keras.Input((D,))
+    head_in = keras.Input((units,)) if units else None
+    output = layer(z_in, head_in)
+    assert layer.built and output.shape == (None, D)
+    assert len(layer.trainable_weights) == (1 if name in ("vq", "soft_vq") else 0)  # the codebook, or nothing
+    model = keras.Model([z_in, head_in] if units else z_in, output)
+    z = _inputs()
+    head = np.random.default_rng(1).normal(size=(B, units)).astype(np.float32) if units else None
+    inputs = [z, head] if units else z
+    for training in (True, False):
+        out = model(inputs, training=training)
+        assert out.shape == (B, D) and out.dtype == tf.float32 and np.all(np.isfinite(out.numpy()))
+        assert len(model.losses) == (0 if name == "ae" else 1)  # the bottleneck's regulariser, once per call
+    assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        reloaded(inputs, training=False).numpy(), model(inputs, training=False).numpy(), atol=1e-6
+    )

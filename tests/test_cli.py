@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import FASHION, assert_one_line_error, run_script
 
 
@@ -19,7 +18,7 @@ def _write_idx(path, array):
 @pytest.fixture(scope="module")
 def fashion_subset(tmp_path_factory):
     """The first 3000/500 images of Debian's real Fashion-MNIST, as IDX files."""
-    from softvq_tf.data import load_splits
+    from softvq_tf.training.data import load_splits
 
     if not os.path.isdir(FASHION):
         pytest.fail(f"{FASHION} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
@@ -27,25 +26,40 @@ def fashion_subset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fashion")
     _write_idx(folder / "train-images-idx3-ubyte.gz", full.x_train[:3000, :, :, 0])
     _write_idx(folder / "train-labels-idx1-ubyte.gz", full.y_train[:3000])
-    _write_idx(folder / "t10k-images-idx3-ubyte.gz", full.x_test[:500, :, :, 0])
-    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", full.y_test[:500])
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", full.x_eval[:500, :, :, 0])
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", full.y_eval[:500])
     return folder
 
 
+@pytest.mark.slow
 def test_soft_vq_vae_trains_on_real_fashion_mnist(fashion_subset, tmp_path):
-    result = run_script([
-        "train.py", "--dataset", "fashion_mnist", "--data-dir", str(fashion_subset), "--steps", "300",
-        "--checkpoint-every", "25", "--out", str(tmp_path), "--name", "fashion", "--quiet",
-    ])
+    result = run_script(
+        [
+            "train.py",
+            "--dataset",
+            "fashion_mnist",
+            "--data-dir",
+            str(fashion_subset),
+            "--steps",
+            "300",
+            "--epoch-steps",
+            "25",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "fashion",
+            "--quiet",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "settings:" in result.stdout  # the resolved preset is printed at start
     run = tmp_path / "fashion"
     history = json.load(open(run / "history.json"))["history"]["reconstruction_loss"]
     assert history[-1] <= 0.5 * history[0], history
-    from softvq_tf.export import load_encoder
-    from softvq_tf.data import load_splits
+    from softvq_tf.training.data import load_splits
+    from softvq_tf.training.export import load_encoder
 
-    z = load_encoder(str(run / "encoder"))(load_splits("fashion_mnist", str(fashion_subset)).x_test[:32])
+    z = load_encoder(str(run / "encoder"))(load_splits("fashion_mnist", str(fashion_subset)).x_eval[:32])
     assert z.shape == (32, 64) and np.all(np.isfinite(z))
 
 
@@ -65,7 +79,8 @@ def test_impossible_flags_are_one_line(flag, value):
 def test_missing_data_dir_is_one_line(tmp_path):
     assert_one_line_error(
         run_script(["train.py", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)]),
-        "--data-dir", "not a directory",
+        "--data-dir",
+        "not a directory",
     )
 
 
@@ -82,43 +97,77 @@ def test_truncated_idx_file_is_one_line(fashion_subset, tmp_path):
     assert not (tmp_path / "fashion_mnist_soft_vq_d64_K128_seed0").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_tfds_without_network_fails_fast_with_a_hint(tmp_path):
-    result = run_script(["train.py", "--dataset", "cifar10", "--out", str(tmp_path)], env={"TFDS_DATA_DIR": str(tmp_path / "tfds")}, timeout=120)
+    result = run_script(
+        ["train.py", "--dataset", "cifar10", "--out", str(tmp_path)],
+        env={"TFDS_DATA_DIR": str(tmp_path / "tfds")},
+        timeout=120,
+    )
     assert_one_line_error(result, "--data-dir")
 
 
+@pytest.mark.slow
 def test_bfloat16_mixed_precision_trains_and_exports_float32_latents(tmp_path):
-    result = run_script(["train.py", "--precision", "mixed_bfloat16", "--noise-std", "0.2", "--steps", "20", "--latent-dim", "8", "--K", "8",
-                         "--out", str(tmp_path), "--name", "bf16", "--quiet"])
+    result = run_script(
+        [
+            "train.py",
+            "--precision",
+            "mixed_bfloat16",
+            "--noise-std",
+            "0.2",
+            "--steps",
+            "20",
+            "--latent-dim",
+            "8",
+            "--K",
+            "8",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "bf16",
+            "--quiet",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    from softvq_tf.data import load_splits
-    from softvq_tf.export import load_encoder
+    from softvq_tf.training.data import load_splits
+    from softvq_tf.training.export import load_encoder
 
-    z = load_encoder(str(tmp_path / "bf16" / "encoder"))(load_splits("digits").x_test[:8])
+    z = load_encoder(str(tmp_path / "bf16" / "encoder"))(load_splits("digits").x_eval[:8])
     assert z.dtype == np.float32 and z.shape == (8, 8) and np.all(np.isfinite(z))
 
 
 def test_steps_per_execution_defaults_to_a_divisor_and_rejects_impossible_values():
-    from softvq_tf.config import resolve_config
-    from softvq_tf.errors import UsageError
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.errors import UsageError
 
     assert resolve_config("fashion_mnist", "soft_vq", steps=20000).steps_per_execution == 50
-    assert resolve_config("digits", steps=60, checkpoint_every=30).steps_per_execution == 30
+    assert resolve_config("digits", steps=60, epoch_steps=30).steps_per_execution == 30
     assert resolve_config("digits", steps=7).steps_per_execution == 7
     assert resolve_config("digits", distribute="multi_worker").steps_per_execution == 1
-    for flags, words in [(dict(steps=100, steps_per_execution=30), "must divide --steps"),
-                         (dict(steps=100, checkpoint_every=20, steps_per_execution=25), "must divide --checkpoint-every"),
-                         (dict(steps_per_execution=0), ">= 1"),
-                         (dict(distribute="multi_worker", steps_per_execution=5), "multi_worker")]:
+    for flags, words in [
+        (dict(steps=100, steps_per_execution=30), "must divide --steps"),
+        (dict(steps=100, epoch_steps=20, steps_per_execution=25), "must divide --epoch-steps"),
+        (dict(steps_per_execution=0), ">= 1"),
+        (dict(distribute="multi_worker", steps_per_execution=5), "multi_worker"),
+    ]:
         with pytest.raises(UsageError, match=words):
             resolve_config("digits", **flags)
 
 
-@pytest.mark.parametrize("bottleneck, flag, value", [
-    ("ae", "--kl-weight", "2"), ("info_dropout", "--kl-weight", "2"), ("ae", "--noise-std", "0.2"),
-    ("vq", "--noise-std", "0.2"), ("vae", "--likelihood", "gaussian"), ("beta_vae", "--vq-weight", "1"),
-    ("vae", "--commitment", "1"), ("ae", "--K", "8"),
-])
+@pytest.mark.parametrize(
+    "bottleneck, flag, value",
+    [
+        ("ae", "--kl-weight", "2"),
+        ("info_dropout", "--kl-weight", "2"),
+        ("ae", "--noise-std", "0.2"),
+        ("vq", "--noise-std", "0.2"),
+        ("vae", "--likelihood", "gaussian"),
+        ("beta_vae", "--vq-weight", "1"),
+        ("vae", "--commitment", "1"),
+        ("ae", "--K", "8"),
+    ],
+)
 def test_a_flag_that_does_not_apply_to_the_bottleneck_is_refused(bottleneck, flag, value):
     result = run_script(["train.py", "--bottleneck", bottleneck, flag, value, "--dry-run"])
     assert_one_line_error(result, flag, bottleneck)
@@ -126,8 +175,22 @@ def test_a_flag_that_does_not_apply_to_the_bottleneck_is_refused(bottleneck, fla
 
 
 def test_dry_run_prints_the_settings_and_run_directory_and_trains_nothing(tmp_path):
-    result = run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", "20000", "--batch-size", "64",
-                         "--out", str(tmp_path), "--dry-run"])
+    result = run_script(
+        [
+            "train.py",
+            "--dataset",
+            "fashion_mnist",
+            "--data-dir",
+            FASHION,
+            "--steps",
+            "20000",
+            "--batch-size",
+            "64",
+            "--out",
+            str(tmp_path),
+            "--dry-run",
+        ]
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert "steps=20000" in result.stdout and "adam_epsilon=1e-08" in result.stdout
     assert "fashion_mnist_soft_vq_d64_K128_batch64_steps20000_seed0, 25 epochs of 800 steps" in result.stdout
@@ -135,12 +198,20 @@ def test_dry_run_prints_the_settings_and_run_directory_and_trains_nothing(tmp_pa
 
 
 def test_steps_without_a_usable_epoch_length_are_refused_with_a_suggestion():
-    result = run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", "20011", "--dry-run"])
+    result = run_script(
+        ["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", "20011", "--dry-run"]
+    )
     assert_one_line_error(result, "--steps 20011", "use --steps")
     suggestion = int(result.stderr.split("use --steps ")[1].split(",")[0])
-    assert run_script(["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", str(suggestion), "--dry-run"]).returncode == 0
+    assert (
+        run_script(
+            ["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--steps", str(suggestion), "--dry-run"]
+        ).returncode
+        == 0
+    )
 
 
+@pytest.mark.slow
 def test_a_successful_run_prints_nothing_on_stderr(tmp_path):
     result = run_script(["train.py", "--bottleneck", "vq", "--steps", "20", "--out", str(tmp_path), "--quiet"])
     assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
@@ -149,6 +220,9 @@ def test_a_successful_run_prints_nothing_on_stderr(tmp_path):
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
+@pytest.mark.slow
 def test_verbose_keeps_tensorflows_log(tmp_path):
-    result = run_script(["train.py", "--steps", "2", "--out", str(tmp_path), "--quiet", "--verbose"], env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    result = run_script(
+        ["train.py", "--steps", "2", "--out", str(tmp_path), "--quiet", "--verbose"], env={"TF_CPP_MIN_LOG_LEVEL": "0"}
+    )
     assert result.returncode == 0 and "I0000" in result.stderr

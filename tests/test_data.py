@@ -6,9 +6,9 @@ import pickle
 import numpy as np
 import pytest
 import scipy.io
-
 from conftest import FASHION, assert_one_line_error, run_script
-from softvq_tf.data import load_splits
+
+from softvq_tf.training.data import load_splits
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +22,14 @@ def colour_images():
         g = np.pad(x[..., 0], ((0, 0), (2, 2), (2, 2)))
         return np.stack([g, 255 - g, g // 2], axis=-1).astype(np.uint8)  # [N, 32, 32, 3]
 
-    return colour(full.x_train[:96]), full.y_train[:96], colour(full.x_test[:40]), full.y_test[:40]
+    return colour(full.x_train[:96]), full.y_train[:96], colour(full.x_eval[:40]), full.y_eval[:40]
 
 
 def _write_svhn(folder, images, labels, name):
     # SVHN's layout: X [32, 32, 3, N] uint8, y [N, 1] with 10 standing for the digit 0.
-    scipy.io.savemat(folder / name, {"X": np.transpose(images, (1, 2, 3, 0)), "y": np.where(labels == 0, 10, labels)[:, None]})
+    scipy.io.savemat(
+        folder / name, {"X": np.transpose(images, (1, 2, 3, 0)), "y": np.where(labels == 0, 10, labels)[:, None]}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,9 @@ def _write_cifar_batch(path, images, labels):
     # CIFAR-10's python batches: b"data" [N, 3072] uint8, row-major red, green and blue planes; b"labels" a list.
     data = np.transpose(images, (0, 3, 1, 2)).reshape(len(images), 3072)
     with open(path, "wb") as f:
-        pickle.dump({b"batch_label": b"training batch", b"data": data, b"labels": [int(v) for v in labels]}, f, protocol=2)
+        pickle.dump(
+            {b"batch_label": b"training batch", b"data": data, b"labels": [int(v) for v in labels]}, f, protocol=2
+        )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +66,7 @@ def test_svhn_reader_returns_each_image_and_label_exactly(svhn_dir, colour_image
     splits = load_splits("svhn", str(svhn_dir))
     x_train, y_train, x_test, y_test = colour_images
     np.testing.assert_array_equal(splits.x_train, x_train)  # orientation and channel order
-    np.testing.assert_array_equal(splits.x_test, x_test)
+    np.testing.assert_array_equal(splits.x_eval, x_test)
     np.testing.assert_array_equal(splits.y_train, y_train)  # the file's 10 comes back as digit 0
     assert 0 in splits.y_train and splits.y_train.max() <= 9
 
@@ -73,8 +77,8 @@ def test_cifar_reader_returns_each_image_and_label_exactly(cifar_dir, colour_ima
         x_train, y_train, x_test, y_test = colour_images
         np.testing.assert_array_equal(splits.x_train, x_train)
         np.testing.assert_array_equal(splits.y_train, y_train)
-        np.testing.assert_array_equal(splits.x_test, x_test)
-        np.testing.assert_array_equal(splits.y_test, y_test)
+        np.testing.assert_array_equal(splits.x_eval, x_test)
+        np.testing.assert_array_equal(splits.y_eval, y_test)
 
 
 class _Hostile:
@@ -89,24 +93,85 @@ def test_a_pickle_that_calls_anything_else_is_refused_with_one_line(cifar_dir, t
         (hostile / name).write_bytes((cifar_dir / "cifar-10-batches-py" / name).read_bytes())
     with open(hostile / "data_batch_3", "wb") as f:
         pickle.dump({b"data": _Hostile(), b"labels": [0]}, f, protocol=2)
-    result = run_script(["train.py", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs")])
+    result = run_script(
+        ["train.py", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs")]
+    )
     assert_one_line_error(result, "refusing to unpickle", "system", "data_batch_3")
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["svhn", "cifar10"])
 def test_cnn_preset_trains_exports_and_evaluates_on_real_format_files(dataset, svhn_dir, cifar_dir, tmp_path):
     folder = svhn_dir if dataset == "svhn" else cifar_dir
-    train = run_script(["train.py", "--dataset", dataset, "--data-dir", str(folder), "--steps", "4", "--batch-size", "8",
-                        "--out", str(tmp_path), "--name", "run", "--quiet"])
+    train = run_script(
+        [
+            "train.py",
+            "--dataset",
+            dataset,
+            "--data-dir",
+            str(folder),
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "run",
+            "--quiet",
+        ]
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     for name in ("encoder/saved_model.pb", "reconstructions.png", "codebook.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0, name
-    from softvq_tf.export import load_encoder
+    from softvq_tf.training.export import load_encoder
 
-    z = load_encoder(str(tmp_path / "run" / "encoder"))(load_splits(dataset, str(folder)).x_test[:5])
+    z = load_encoder(str(tmp_path / "run" / "encoder"))(load_splits(dataset, str(folder)).x_eval[:5])
     assert z.shape == (5, 256) and np.all(np.isfinite(z))
-    evaluate = run_script(["evaluate.py", "--runs", str(tmp_path / "run"), "--kmeans-inits", "2", "--probe-epochs", "1",
-                           "--output", str(tmp_path / "table")])
+    evaluate = run_script(
+        [
+            "evaluate.py",
+            "--runs",
+            str(tmp_path / "run"),
+            "--kmeans-inits",
+            "2",
+            "--probe-epochs",
+            "1",
+            "--output",
+            str(tmp_path / "table"),
+        ]
+    )
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert "Soft VQ-VAE" in (tmp_path / "table.md").read_text()
+
+
+@pytest.mark.slow
+def test_tensorflow_datasets_path_trains_exports_and_scores_without_network(tmp_path, monkeypatch):
+    """``--dataset mnist`` without ``--data-dir`` goes through TensorFlow Datasets; its test mock serves the
+    data here, and everything from the builder on is the real code."""
+    import tensorflow_datasets as tfds
+
+    from softvq_tf.experiments import plan
+    from softvq_tf.training import data
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.export import load_encoder
+    from softvq_tf.training.fit import train
+
+    monkeypatch.setattr(data, "_online", lambda *a, **k: True)  # the mock answers instead of the download host
+    with tfds.testing.mock_data(num_examples=300):
+        splits = data.load_splits("mnist")
+        direct = list(tfds.as_numpy(tfds.load("mnist", split="train", as_supervised=True)))
+        np.testing.assert_array_equal(splits.x_train, np.stack([x for x, _ in direct]))  # as TFDS gives them
+        np.testing.assert_array_equal(splits.y_train, np.array([y for _, y in direct]))
+        assert splits.x_train.dtype == np.uint8 and splits.x_train.shape[1:] == (28, 28, 1)
+        assert splits.y_train.dtype == np.int64 and set(np.unique(splits.y_train)) <= set(range(10))
+        config = resolve_config("mnist", "soft_vq", steps=20, epoch_steps=10, out=str(tmp_path))
+        result = train(config, verbose=0, log=lambda *a: None)
+        rows = plan.score_runs(
+            [result.run_dir], str(tmp_path / "scores"), kmeans_inits=2, probe_epochs=1, log=lambda *a: None
+        )
+    assert [r["model"] for r in rows] == ["raw", "soft_vq"]
+    assert all(0 < r["acc"] <= 100 and 0 <= r["nmi"] <= 1 for r in rows)
+    z = load_encoder(os.path.join(result.run_dir, "encoder"))(splits.x_eval[:5])
+    assert z.shape == (5, 64) and np.all(np.isfinite(z))

@@ -10,8 +10,12 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_script
+
+from softvq_tf.training.backup import backups
+
+# Every test here trains in subprocesses or across processes: minutes in all.
+pytestmark = pytest.mark.slow
 
 DIGITS = ["train.py", "--latent-dim", "8", "--K", "16", "--quiet"]
 
@@ -50,13 +54,34 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
     start = time.time()
     try:
         for index in range(2):
-            env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3",
-                   "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
-            procs.append(subprocess.Popen(
-                [sys.executable, *DIGITS, "--distribute", "multi_worker", "--steps", "20", "--checkpoint-every", "10",
-                 "--out", str(tmp_path / "runs"), "--name", "mw"],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            ))
+            env = {
+                **os.environ,
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+            }
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        *DIGITS,
+                        "--distribute",
+                        "multi_worker",
+                        "--steps",
+                        "20",
+                        "--epoch-steps",
+                        "10",
+                        "--out",
+                        str(tmp_path / "runs"),
+                        "--name",
+                        "mw",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
         outputs = [p.communicate(timeout=240)[0] for p in procs]
     finally:
         for p in procs:
@@ -74,16 +99,33 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
 
 @pytest.mark.parametrize("bottleneck", ["soft_vq", "vae"])  # vae: the sampling noise's seed state must resume too
 def test_kill_and_resume_ends_bit_identical_to_an_uninterrupted_run(bottleneck, tmp_path):
-    command = [sys.executable, *DIGITS, "--bottleneck", bottleneck, "--steps", "400", "--checkpoint-every", "50", "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        *DIGITS,
+        "--bottleneck",
+        bottleneck,
+        "--steps",
+        "400",
+        "--epoch-steps",
+        "50",
+        "--out",
+        str(tmp_path),
+    ]
     if bottleneck != "soft_vq":
         command.remove("--K"), command.remove("16")
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     run = tmp_path / "r"
-    proc = subprocess.Popen([*command, "--name", "r"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*command, "--name", "r"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 180
-        while not (run / "backup" / "training_metadata.json").exists():
+        while not backups(str(run / "backup")):
             assert time.time() < deadline and proc.poll() is None, "no checkpoint appeared"
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -98,10 +140,12 @@ def test_kill_and_resume_ends_bit_identical_to_an_uninterrupted_run(bottleneck, 
     assert "resuming from the backup" in resumed.stdout and ", XLA," in resumed.stdout  # the default path is XLA
     assert "Epoch 8/8" in resumed.stdout and "Epoch 1/8" not in resumed.stdout  # only the epochs left were trained
     history = json.load(open(run / "history.json"))
-    assert history["steps"] == 400 and len(history["history"]["loss"]) == 8  # every epoch's row, before and after the kill
+    assert (
+        history["steps"] == 400 and len(history["history"]["loss"]) == 8
+    )  # every epoch's row, before and after the kill
     uninterrupted = run_script([*command[1:], "--name", "u"])
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    digest = lambda out: [l for l in out.splitlines() if "sha256" in l][0].split()[-1]  # noqa: E731
+    digest = lambda out: [line for line in out.splitlines() if "sha256" in line][0].split()[-1]  # noqa: E731
     assert digest(resumed.stdout) == digest(uninterrupted.stdout)
     reference = json.load(open(tmp_path / "u" / "history.json"))["history"]
     np.testing.assert_array_equal(history["history"]["loss"], reference["loss"])
@@ -109,23 +153,42 @@ def test_kill_and_resume_ends_bit_identical_to_an_uninterrupted_run(bottleneck, 
 
 @pytest.mark.parametrize("flags", [[], ["--no-jit-compile"]], ids=["xla", "op-determinism"])
 def test_same_seed_gives_bit_identical_weights_and_latents(flags, tmp_path):
-    from softvq_tf.data import load_splits
-    from softvq_tf.export import load_encoder
+    from softvq_tf.training.data import load_splits
+    from softvq_tf.training.export import load_encoder
 
     digests, latents = [], []
     for name in ("a", "b"):
-        result = run_script(["train.py", "--latent-dim", "8", "--quiet", "--bottleneck", "vae", "--steps", "60", "--seed", "7",
-                             "--out", str(tmp_path), "--name", name, *flags])
+        result = run_script(
+            [
+                "train.py",
+                "--latent-dim",
+                "8",
+                "--quiet",
+                "--bottleneck",
+                "vae",
+                "--steps",
+                "60",
+                "--seed",
+                "7",
+                "--out",
+                str(tmp_path),
+                "--name",
+                name,
+                *flags,
+            ]
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert ("XLA" in result.stdout) == (not flags)
-        digests.append([l for l in result.stdout.splitlines() if "sha256" in l][0].split()[-1])
-        latents.append(load_encoder(str(tmp_path / name / "encoder"))(load_splits("digits").x_test))
+        digests.append([line for line in result.stdout.splitlines() if "sha256" in line][0].split()[-1])
+        latents.append(load_encoder(str(tmp_path / name / "encoder"))(load_splits("digits").x_eval))
     assert digests[0] == digests[1]
     np.testing.assert_array_equal(latents[0], latents[1])
 
 
 def test_nan_loss_stops_names_the_step_and_keeps_a_good_checkpoint(tmp_path):
-    result = run_script([*DIGITS, "--lr", "1e25", "--steps", "40", "--checkpoint-every", "1", "--out", str(tmp_path), "--name", "nan"])
+    result = run_script(
+        [*DIGITS, "--lr", "1e25", "--steps", "40", "--epoch-steps", "1", "--out", str(tmp_path), "--name", "nan"]
+    )
     assert_one_line_error(result, "NaN", "at step")
     assert not (tmp_path / "nan" / "encoder").exists()
     checkpoint = tmp_path / "nan" / "checkpoints" / "best.weights.h5"
@@ -144,6 +207,12 @@ def test_unwritable_output_directory_is_one_line():
 
 def test_multi_worker_without_tf_config_is_one_line():
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    result = subprocess.run([sys.executable, *DIGITS, "--distribute", "multi_worker"], cwd=REPO, env={**env, "PYTHONPATH": REPO},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, *DIGITS, "--distribute", "multi_worker"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert_one_line_error(result, "TF_CONFIG")

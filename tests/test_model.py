@@ -7,14 +7,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import run_script
-from softvq_tf import BOTTLENECKS
-from softvq_tf.config import RunConfig, resolve_config
-from softvq_tf.data import load_splits, preprocess
-from softvq_tf.export import load_encoder
-from softvq_tf.networks import build_decoder, build_encoder
-from softvq_tf.training import build_model
+
+from softvq_tf.models.networks import build_decoder, build_encoder
+from softvq_tf.options import BOTTLENECKS
+from softvq_tf.training.config import RunConfig, resolve_config
+from softvq_tf.training.data import load_splits, preprocess
+from softvq_tf.training.export import load_encoder
+from softvq_tf.training.fit import build_model
 
 
 @pytest.mark.parametrize("network, shape", [("mlp", (28, 28, 1)), ("cnn", (32, 32, 3))])
@@ -25,16 +25,39 @@ def test_networks_have_the_papers_shapes(network, shape):
     assert z_e.shape == (2, 12) and head.shape == (2, 5)
     assert decoder(z_e).shape == (2, *shape)
     if network == "mlp":
-        assert [l.units for l in encoder.layers if isinstance(l, keras.layers.Dense)] == [500, 500, 2000, 12, 5]
-        assert [l.units for l in decoder.layers if isinstance(l, keras.layers.Dense)] == [2000, 500, 500, 784]
+        assert [layer.units for layer in encoder.layers if isinstance(layer, keras.layers.Dense)] == [
+            500,
+            500,
+            2000,
+            12,
+            5,
+        ]
+        assert [layer.units for layer in decoder.layers if isinstance(layer, keras.layers.Dense)] == [
+            2000,
+            500,
+            500,
+            784,
+        ]
     else:
-        assert [l.filters for l in encoder.layers if isinstance(l, keras.layers.Conv2D)] == [64, 128, 256, 512]
-        assert [l.filters for l in decoder.layers if isinstance(l, keras.layers.Conv2DTranspose)] == [512, 256, 128, 3]
+        assert [layer.filters for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)] == [
+            64,
+            128,
+            256,
+            512,
+        ]
+        assert [layer.filters for layer in decoder.layers if isinstance(layer, keras.layers.Conv2DTranspose)] == [
+            512,
+            256,
+            128,
+            3,
+        ]
 
 
 @pytest.mark.parametrize("bottleneck", BOTTLENECKS)
 def test_saved_and_reloaded_autoencoder_gives_identical_outputs(bottleneck, tmp_path):
-    config = resolve_config("digits", bottleneck, latent_dim=6, num_codewords=7 if bottleneck in ("vq", "soft_vq") else None)
+    config = resolve_config(
+        "digits", bottleneck, latent_dim=6, num_codewords=7 if bottleneck in ("vq", "soft_vq") else None
+    )
     model = build_model(config, data_variance=0.1)
     x = tf.random.stateless_uniform([5, 8, 8, 1], seed=[1, 2])
     y = model(x, training=False).numpy()
@@ -47,9 +70,18 @@ def test_saved_and_reloaded_autoencoder_gives_identical_outputs(bottleneck, tmp_
     np.testing.assert_array_equal(reloaded(x, training=False).numpy(), y)
 
 
+@pytest.mark.slow
 def test_run_directory_holds_every_output(digits_run):
-    for name in ("config.json", "history.json", "epochs.csv", "reconstructions.png", "codebook.png", "autoencoder.keras",
-                 "encoder/saved_model.pb", "logs"):
+    for name in (
+        "config.json",
+        "history.json",
+        "epochs.csv",
+        "reconstructions.png",
+        "codebook.png",
+        "autoencoder.keras",
+        "encoder/saved_model.pb",
+        "logs",
+    ):
         assert os.path.exists(os.path.join(digits_run, name)), name
     import matplotlib.image
 
@@ -64,12 +96,15 @@ def test_run_directory_holds_every_output(digits_run):
     assert RunConfig.load(digits_run).bottleneck == "soft_vq"
 
 
+@pytest.mark.slow
 def test_exported_encoder_reloads_without_softvq_tf_and_gives_same_latents(digits_run, tmp_path):
     config = RunConfig.load(digits_run)
-    images = load_splits("digits").x_test[:16]
+    images = load_splits("digits").x_eval[:16]
     model = keras.saving.load_model(os.path.join(digits_run, "autoencoder.keras"))
     expected = model.encode(preprocess(images, config.pixel_max, config.pixel_offset))[0].numpy()
-    np.testing.assert_allclose(load_encoder(os.path.join(digits_run, "encoder"))(images), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        load_encoder(os.path.join(digits_run, "encoder"))(images), expected, rtol=1e-5, atol=1e-6
+    )
 
     np.save(tmp_path / "images.npy", images)
     script = (
@@ -81,7 +116,8 @@ def test_exported_encoder_reloads_without_softvq_tf_and_gives_same_latents(digit
     )
     result = run_script(
         ["-c", script, os.path.join(digits_run, "encoder"), str(tmp_path / "images.npy"), str(tmp_path / "z.npy")],
-        env={"PYTHONPATH": ""}, cwd=str(tmp_path),
+        env={"PYTHONPATH": ""},
+        cwd=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "z.npy"), expected, rtol=1e-5, atol=1e-6)
@@ -89,7 +125,7 @@ def test_exported_encoder_reloads_without_softvq_tf_and_gives_same_latents(digit
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_fused_adam_matches_keras_adam(jit_compile):
-    from softvq_tf.optimizers import FusedAdam
+    from softvq_tf.models.optimizers import FusedAdam
 
     rng = np.random.default_rng(0)
     start = rng.normal(size=(6, 4)).astype("float32")
@@ -106,7 +142,7 @@ def test_fused_adam_matches_keras_adam(jit_compile):
 
 
 def test_fused_adam_survives_save_and_reload(tmp_path):
-    from softvq_tf.optimizers import FusedAdam
+    from softvq_tf.models.optimizers import FusedAdam
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(FusedAdam(5e-3, beta_1=0.8), "mse")

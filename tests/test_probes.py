@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_script
 from sklearn.metrics import normalized_mutual_info_score
 
-from conftest import assert_one_line_error, run_script
-from softvq_tf.probes import clustering_accuracy, kmeans_labels, linear_probe_accuracy, nmi
+from softvq_tf.experiments.probes import clustering_accuracy, kmeans_labels, linear_probe_accuracy, nmi
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -28,7 +28,9 @@ def test_nmi_matches_formula_and_sklearn():
     y, c = rng.integers(0, 3, 200), rng.integers(0, 4, 200)
     joint = np.histogram2d(y, c, bins=(3, 4))[0] / len(y)
     py, pc = joint.sum(1), joint.sum(0)
-    mi = sum(joint[i, j] * math.log(joint[i, j] / (py[i] * pc[j])) for i in range(3) for j in range(4) if joint[i, j] > 0)
+    mi = sum(
+        joint[i, j] * math.log(joint[i, j] / (py[i] * pc[j])) for i in range(3) for j in range(4) if joint[i, j] > 0
+    )
     h = lambda p: -sum(x * math.log(x) for x in p if x > 0)  # noqa: E731
     assert nmi(y, c) == pytest.approx(2 * mi / (h(py) + h(pc)))
     assert nmi(y, c) == pytest.approx(normalized_mutual_info_score(y, c))
@@ -55,9 +57,12 @@ def test_linear_probe_separates_separable_data():
     assert linear_probe_accuracy(x[:800], y[:800], x[800:], y[800:], epochs=50) >= 0.99
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
     stem = str(tmp_path / "table")
-    result = run_script(["evaluate.py", "--runs", digits_run, "--kmeans-inits", "3", "--probe-epochs", "2", "--output", stem])
+    result = run_script(
+        ["evaluate.py", "--runs", digits_run, "--kmeans-inits", "3", "--probe-epochs", "2", "--output", stem]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = json.load(open(stem + ".json"))["table"]
     assert [row["model"] for row in table] == ["raw", "soft_vq"]
@@ -66,24 +71,34 @@ def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
     markdown = open(stem + ".md").read()
     assert "Soft VQ-VAE" in markdown and "Raw data" in markdown and "Soft VQ-VAE" in result.stdout
     assert open(stem + ".csv").read().startswith("dataset,model,variant,K,d,n,acc")
-    assert os.path.exists(os.path.join(digits_run, "probes.json"))
+    stored = json.load(open(tmp_path / "scores" / "digits" / (os.path.basename(digits_run) + ".json")))
+    assert stored["weights_sha256"] == json.load(open(os.path.join(digits_run, "history.json")))["weights_sha256"]
+    again = run_script(
+        ["evaluate.py", "--runs", digits_run, "--kmeans-inits", "3", "--probe-epochs", "2", "--output", stem]
+    )
+    assert again.returncode == 0 and "(scored before)" in again.stdout, again.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_evaluate_without_runs_is_one_line(tmp_path):
     assert_one_line_error(run_script(["evaluate.py", "--root", str(tmp_path)]), "no finished runs")
 
 
+@pytest.mark.slow
 def test_evaluate_scores_only_runs_directly_under_the_root(digits_run, tmp_path):
     import shutil
 
-    shutil.copytree(digits_run, tmp_path / "runs" / "reproduce" / "digits" / "nested")  # a reproduction's run: not listed
+    shutil.copytree(
+        digits_run, tmp_path / "runs" / "reproduce" / "digits" / "nested"
+    )  # a reproduction's run: not listed
     assert_one_line_error(run_script(["evaluate.py", "--root", str(tmp_path / "runs")]), "no finished runs")
-    from softvq_tf.rundir import find_runs
+    from softvq_tf.training.rundir import find_runs
 
     shutil.copytree(digits_run, tmp_path / "runs" / "mine")
     assert find_runs(str(tmp_path / "runs")) == [str(tmp_path / "runs" / "mine")]
 
 
+@pytest.mark.slow
 def test_evaluate_run_without_encoder_is_one_line(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
@@ -91,15 +106,29 @@ def test_evaluate_run_without_encoder_is_one_line(tmp_path):
 
 
 def test_run_identity_ignores_seed_and_execution_but_nothing_else():
-    from softvq_tf.config import identity_key, resolve_config, variant_label
+    from softvq_tf.training.config import identity_key, resolve_config, variant_label
 
     base = resolve_config("digits", "soft_vq", seed=0)
     assert variant_label(resolve_config("digits", "soft_vq", seed=3)) == ""
-    for same in (dict(seed=3), dict(out="elsewhere", name="x"), dict(steps_per_execution=10, checkpoint_every=250),
-                 dict(distribute="mirrored"), dict(jit_compile=True)):
+    for same in (
+        dict(seed=3),
+        dict(out="elsewhere", name="x"),
+        dict(steps_per_execution=10, epoch_steps=250),
+        dict(distribute="mirrored"),
+        dict(jit_compile=True),
+    ):
         assert identity_key(resolve_config("digits", "soft_vq", **same)) == identity_key(base), same
-    for other in (dict(steps=1000), dict(batch_size=64), dict(lr=1e-3), dict(noise_std=0.1), dict(adam_epsilon=1e-7),
-                  dict(precision="mixed_bfloat16"), dict(validation_split=0.2), dict(num_codewords=16), dict(vq_weight=1.0)):
+    for other in (
+        dict(steps=1000),
+        dict(batch_size=64),
+        dict(lr=1e-3),
+        dict(noise_std=0.1),
+        dict(adam_epsilon=1e-7),
+        dict(precision="mixed_bfloat16"),
+        dict(validation_split=0.2),
+        dict(num_codewords=16),
+        dict(vq_weight=1.0),
+    ):
         config = resolve_config("digits", "soft_vq", **other)
         assert identity_key(config) != identity_key(base), other
         assert variant_label(config) and config.name != base.name, other  # named and labelled apart
@@ -108,12 +137,17 @@ def test_run_identity_ignores_seed_and_execution_but_nothing_else():
 
 
 def test_summary_groups_by_identity_and_shows_the_paper_only_for_its_settings():
-    from softvq_tf.evaluation import summarize, to_markdown
+    from softvq_tf.experiments.tables import summarize, to_markdown
 
     row = dict(dataset="mnist", model="soft_vq", K=128, d=64, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0)
-    rows = [{**row, "seed": 0, "variant": "", "identity": "a"}, {**row, "seed": 1, "variant": "", "identity": "a", "acc": 54.0},
-            {**row, "seed": 0, "variant": "steps=2000", "identity": "b", "acc": 60.0}]
+    rows = [
+        {**row, "seed": 0, "variant": "", "identity": "a"},
+        {**row, "seed": 1, "variant": "", "identity": "a", "acc": 54.0},
+        {**row, "seed": 0, "variant": "steps=2000", "identity": "b", "acc": 60.0},
+    ]
     table = summarize(rows)
     assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 2, 52.0), ("steps=2000", 1, 60.0)]
-    assert table[0]["paper"]["acc"] == 77.64 and table[1]["paper"] is None  # another budget is not the paper's experiment
+    assert (
+        table[0]["paper"]["acc"] == 77.64 and table[1]["paper"] is None
+    )  # another budget is not the paper's experiment
     assert "Soft VQ-VAE (steps=2000)" in to_markdown(table)

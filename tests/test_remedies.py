@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from softvq_tf.bottlenecks import SoftVectorQuantizer, VectorQuantizer, make_bottleneck
-from softvq_tf.config import resolve_config, run_identity
+from softvq_tf.layers.bottlenecks import SoftVectorQuantizer, VectorQuantizer, make_bottleneck
+from softvq_tf.training.config import resolve_config, run_identity
 
 B, D, K = 8, 3, 4
 
@@ -56,10 +56,12 @@ def test_ema_codebook_update_equals_the_closed_form():
 
 def test_ema_codebook_has_no_gradient_and_only_the_commitment_loss():
     z = tf.constant(_codes())
-    layer = VectorQuantizer(K, commitment=2.5, weight=3.0, ema_decay=0.99, seed=0)
+    layer = VectorQuantizer(K, commitment=2.5, vq_weight=3.0, ema_decay=0.99, seed=0)
     out = layer(z)
     assert not layer.codebook.trainable and layer.trainable_weights == []
-    np.testing.assert_allclose(float(tf.add_n(layer.losses)), 3.0 * 2.5 * np.mean((out.numpy() - z.numpy()) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(tf.add_n(layer.losses)), 3.0 * 2.5 * np.mean((out.numpy() - z.numpy()) ** 2), rtol=1e-5
+    )
     before = layer.codebook.numpy()
     layer(z, training=False)
     layer.update_codebook()
@@ -152,12 +154,15 @@ def test_remedy_layers_serialise_and_reload_with_their_state(name, tmp_path):
 
 
 def test_remedy_settings_are_flags_refused_where_they_do_not_apply():
-    from softvq_tf.errors import UsageError
+    from softvq_tf.training.errors import UsageError
 
     config = resolve_config("fashion_mnist", "vq", ema_decay=0.99, kmeans_init=True, dead_code_steps=50)
     assert config.name == "fashion_mnist_vq_d64_K128_restart50_ema0.99_kmeans_seed0"
-    for bottleneck, flags, flag in [("soft_vq", {"ema_decay": 0.99}, "--ema-decay"), ("ae", {"kmeans_init": True}, "--kmeans-init"),
-                                    ("vae", {"dead_code_steps": 5}, "--dead-code-steps")]:
+    for bottleneck, flags, flag in [
+        ("soft_vq", {"ema_decay": 0.99}, "--ema-decay"),
+        ("ae", {"kmeans_init": True}, "--kmeans-init"),
+        ("vae", {"dead_code_steps": 5}, "--dead-code-steps"),
+    ]:
         with pytest.raises(UsageError, match=flag):
             resolve_config("fashion_mnist", bottleneck, **flags)
     for bad, flag in [({"ema_decay": 1.0}, "--ema-decay"), ({"dead_code_steps": 0}, "--dead-code-steps")]:
@@ -171,15 +176,29 @@ def test_runs_without_remedies_keep_their_identity():
     stored = json.load(open(os.path.join(folder, "fashion_mnist_vq_d64_K128_batch64_steps20000_seed0.json")))
     config = resolve_config("fashion_mnist", "vq", steps=20000, batch_size=64, kmeans_init=False)
     assert run_identity(config) == stored["identity"]
-    assert run_identity(resolve_config("fashion_mnist", "vq", steps=20000, batch_size=64, ema_decay=0.99)) != stored["identity"]
+    assert (
+        run_identity(resolve_config("fashion_mnist", "vq", steps=20000, batch_size=64, ema_decay=0.99))
+        != stored["identity"]
+    )
 
 
+@pytest.mark.slow
 def test_kmeans_init_in_training_happens_once_and_survives_resume(tmp_path):
-    from softvq_tf.training import train
+    from softvq_tf.training.fit import train
 
     logs = []
-    config = resolve_config("digits", "vq", steps=40, checkpoint_every=20, latent_dim=4, num_codewords=8,
-                            kmeans_init=True, dead_code_steps=5, ema_decay=0.9, out=str(tmp_path))
+    config = resolve_config(
+        "digits",
+        "vq",
+        steps=40,
+        epoch_steps=20,
+        latent_dim=4,
+        num_codewords=8,
+        kmeans_init=True,
+        dead_code_steps=5,
+        ema_decay=0.9,
+        out=str(tmp_path),
+    )
     result = train(config, verbose=0, log=logs.append)
     assert any("k-means" in line for line in logs)
     assert not result.model.bottleneck.needs_codebook_init()

@@ -4,13 +4,33 @@ import json
 import shutil
 
 import pytest
-
 from conftest import assert_one_line_error, run_script
+
+# Every test here trains in subprocesses or across processes: minutes in all.
+pytestmark = pytest.mark.slow
 
 
 def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
-    args = ["-m", "softvq_tf.reproduce", "--dataset", "digits", "--seeds", "1", "--min-seeds-key", "2", "--steps", "2",
-            "--kmeans-inits", "1", "--probe-epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    args = [
+        "-m",
+        "softvq_tf.experiments.reproduce",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "1",
+        "--min-seeds-key",
+        "2",
+        "--steps",
+        "2",
+        "--kmeans-inits",
+        "1",
+        "--probe-epochs",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     first = run_script(args)
     assert first.returncode == 0 and first.stderr == "", first.stderr[-3000:]  # no TensorFlow start-up log
     table = json.load(open(tmp_path / "results" / "digits.json"))["table"]
@@ -19,7 +39,7 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
     assert table[1]["acc_std"] is not None  # two seeds: a spread is reported
     for suffix in (".md", ".csv", ".png"):
         assert (tmp_path / "results" / f"digits{suffix}").stat().st_size > 0
-    assert "Command: `python -m softvq_tf.reproduce" in (tmp_path / "results" / "digits.md").read_text()
+    assert "Command: `softvq-reproduce" in (tmp_path / "results" / "digits.md").read_text()
     scores = sorted(p.name for p in (tmp_path / "results" / "scores" / "digits").iterdir())
     assert len(scores) == 9 and "raw.json" in scores  # one file per run, and the raw data
     # Another machine: only the committed results/ travel; nothing is retrained, the table is the same.
@@ -29,7 +49,7 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
     assert not (tmp_path / "runs").exists()
     assert json.load(open(tmp_path / "results" / "digits.json"))["table"] == table
     # Other settings are other runs: a budget of 3 steps reuses none of the 2-step runs or scores.
-    other = run_script([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]])
+    other = run_script([*args[: args.index("--steps") + 1], "3", *args[args.index("--steps") + 2 :]])
     assert other.returncode == 0 and "8 runs planned, 0 already scored" in other.stdout, other.stderr[-2000:]
     rows = json.load(open(tmp_path / "results" / "digits.json"))["runs"]
     assert all("steps=3" in r["variant"] for r in rows if r["model"] != "raw")
@@ -42,53 +62,119 @@ def test_a_finished_run_is_never_reused_with_other_settings(tmp_path):
     assert_one_line_error(run_script([*base, "--steps", "3"]), "other settings", "steps")
     assert_one_line_error(run_script([*base, "--steps", "2"]), "already complete")
     # reproduce/sweep: a run folder under the expected name that holds another run is refused, not scored.
-    from softvq_tf import experiment
-    from softvq_tf.config import resolve_config
-    from softvq_tf.errors import UsageError
+    from softvq_tf.experiments import plan
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.errors import UsageError
 
     config = resolve_config("digits", "ae", latent_dim=4, steps=2, seed=1, out=str(tmp_path), name="x")
     with pytest.raises(UsageError, match="other settings"):
-        experiment.run_plan([config], str(tmp_path / "scores"), kmeans_inits=1, probe_epochs=1, raw=False, log=lambda *a: None)
+        plan.run_plan(
+            [config], str(tmp_path / "scores"), kmeans_inits=1, probe_epochs=1, raw=False, log=lambda *a: None
+        )
 
 
 def test_bench_smoke(tmp_path):
     from conftest import FASHION
 
-    result = run_script(["-m", "softvq_tf.bench", "--data-dir", FASHION, "--short", "2", "--long", "4", "--cnn-short", "1",
-                         "--cnn-long", "2", "--pairs", "1", "--repeats", "2", "--kmeans-inits", "1", "--output", str(tmp_path / "b.md")])
+    result = run_script(
+        [
+            "-m",
+            "softvq_tf.experiments.bench",
+            "--data-dir",
+            FASHION,
+            "--short",
+            "2",
+            "--long",
+            "4",
+            "--cnn-short",
+            "1",
+            "--cnn-long",
+            "2",
+            "--pairs",
+            "1",
+            "--repeats",
+            "2",
+            "--kmeans-inits",
+            "1",
+            "--output",
+            str(tmp_path / "b.md"),
+        ]
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     report = (tmp_path / "b.md").read_text()
     assert report.count("| MLP") == 6 and report.count("| CNN") == 2  # every row ran, bf16 and no-XLA included
     assert "3,811,168" in report  # the MLP soft VQ-VAE's parameter count, beside its ceiling
-    missing = run_script(["-m", "softvq_tf.bench", "--data-dir", str(tmp_path / "nowhere")])
+    missing = run_script(["-m", "softvq_tf.experiments.bench", "--data-dir", str(tmp_path / "nowhere")])
     assert_one_line_error(missing, "--data-dir", "dataset-fashion-mnist")
 
 
 def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
-    args = ["-m", "softvq_tf.sweep", "--dataset", "digits", "--steps", "2", "--kmeans-inits", "1", "--probe-epochs", "1",
-            "--variant", "original:", "--variant", "gaussian_noisy:likelihood=gaussian,noise_std=0.2",
-            "--variant", "ae:bottleneck=ae", "--runs-dir", str(tmp_path / "runs"), "--output", str(tmp_path / "s.md")]
+    args = [
+        "-m",
+        "softvq_tf.experiments.sweep",
+        "--dataset",
+        "digits",
+        "--steps",
+        "2",
+        "--kmeans-inits",
+        "1",
+        "--probe-epochs",
+        "1",
+        "--variant",
+        "original:",
+        "--variant",
+        "gaussian_noisy:likelihood=gaussian,noise_std=0.2",
+        "--variant",
+        "ae:bottleneck=ae",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--output",
+        str(tmp_path / "s.md"),
+    ]
     result = run_script(args)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     rows = json.load(open(tmp_path / "s.json"))
     assert [r["variant"] for r in rows] == ["original", "gaussian_noisy", "ae"]
     assert rows[1]["settings"] == {"likelihood": "gaussian", "noise_std": 0.2}
     assert rows[2]["perplexity"] is None and rows[0]["perplexity"] is not None
-    config = json.load(open(next((tmp_path / "runs" / "digits").glob("digits_soft_vq_*gaussian*noise0.2*seed0")) / "config.json"))
+    config = json.load(
+        open(next((tmp_path / "runs" / "digits").glob("digits_soft_vq_*gaussian*noise0.2*seed0")) / "config.json")
+    )
     assert config["validation_split"] > 0 and config["noise_std"] == 0.2  # never the test split
     assert (tmp_path / "scores" / "digits").is_dir()  # per-run scores beside the output
     assert "| gaussian_noisy | 1 |" in (tmp_path / "s.md").read_text()
-    bad = run_script(["-m", "softvq_tf.sweep", "--dataset", "digits", "--variant", "x:noise_std=loud"])
+    bad = run_script(["-m", "softvq_tf.experiments.sweep", "--dataset", "digits", "--variant", "x:noise_std=loud"])
     assert_one_line_error(bad, "noise_std", "float")
-    test_split = run_script(["-m", "softvq_tf.sweep", "--dataset", "digits", "--variant", "x:", "--validation-split", "0"])
+    test_split = run_script(
+        ["-m", "softvq_tf.experiments.sweep", "--dataset", "digits", "--variant", "x:", "--validation-split", "0"]
+    )
     assert_one_line_error(test_split, "validation-split")
 
 
 def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
-    args = ["-m", "softvq_tf.sweep", "--test", "--dataset", "digits", "--bottleneck", "vq", "--steps", "250",
-            "--kmeans-inits", "1", "--probe-epochs", "1", "--variant", "plain:",
-            "--variant", "all:ema_decay=0.99,kmeans_init=true,dead_code_steps=5",
-            "--runs-dir", str(tmp_path / "runs"), "--output", str(tmp_path / "t.md")]
+    args = [
+        "-m",
+        "softvq_tf.experiments.sweep",
+        "--test",
+        "--dataset",
+        "digits",
+        "--bottleneck",
+        "vq",
+        "--steps",
+        "250",
+        "--kmeans-inits",
+        "1",
+        "--probe-epochs",
+        "1",
+        "--variant",
+        "plain:",
+        "--variant",
+        "all:ema_decay=0.99,kmeans_init=true,dead_code_steps=5",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--output",
+        str(tmp_path / "t.md"),
+    ]
     result = run_script(args)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     rows = {r["variant"]: r for r in json.load(open(tmp_path / "t.json"))}

@@ -1,6 +1,6 @@
 """Compare settings on a validation split carved from train; ``--test`` scores the chosen ones on the test split.
 
-    python -m softvq_tf.sweep --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist \\
+    softvq-sweep --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist \\
         --variant original: --variant gaussian:likelihood=gaussian --variant noise0.1:noise_std=0.1
 
 Choices are made on the validation split; ``--test`` is for the final table
@@ -19,13 +19,13 @@ import os
 import sys
 import time
 
-from softvq_tf.config import DATASETS
-from softvq_tf.errors import ArgumentParser, UsageError, run_cli
+from softvq_tf.training.config import DATASETS
+from softvq_tf.training.errors import ArgumentParser, UsageError, run_cli
 
 
 def parse_variant(text):
     """``"NAME:key=value,key=value"`` -> ``(NAME, {key: typed value})``."""
-    from softvq_tf.config import parse_settings
+    from softvq_tf.training.config import parse_settings
 
     name, sep, assignments = text.partition(":")
     if not sep or not name or os.sep in name:
@@ -34,27 +34,39 @@ def parse_variant(text):
 
 
 def to_markdown(rows):
-    lines = ["| variant | seeds | clustering ACC (%) | NMI | classification (%) | final reconstruction (normalised MSE) | final perplexity | codewords in use | dead-codeword restarts |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | seeds | clustering ACC (%) | NMI | classification (%) | final reconstruction "
+        "(normalised MSE) | final perplexity | codewords in use | dead-codeword restarts |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         fmt = lambda m, d: f"{r[m]:.{d}f}" + (f" ± {r[m + '_std']:.{d}f}" if r["n"] > 1 else "")  # noqa: E731
         opt = lambda m, digits=1: "-" if r.get(m) is None else f"{r[m]:.{digits}f}"  # noqa: E731
-        lines.append(f"| {r['variant']} | {r['n']} | {fmt('acc', 2)} | {fmt('nmi', 4)} | {fmt('cls', 2)} | "
-                     f"{r['reconstruction_nmse']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} | "
-                     f"{opt('dead_code_restarts', 0)} |")
+        lines.append(
+            f"| {r['variant']} | {r['n']} | {fmt('acc', 2)} | {fmt('nmi', 4)} | {fmt('cls', 2)} | "
+            f"{r['reconstruction_nmse']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} | "
+            f"{opt('dead_code_restarts', 0)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m softvq_tf.sweep", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="softvq-sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir")
-    p.add_argument("--bottleneck", default="soft_vq", help="model of variants that do not set bottleneck= (default soft_vq)")
+    p.add_argument(
+        "--bottleneck", default="soft_vq", help="model of variants that do not set bottleneck= (default soft_vq)"
+    )
     p.add_argument("--variant", action="append", required=True, help="NAME:key=value,... (repeatable)")
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--validation-split", type=float, default=1 / 6, help="fraction of train held out (default 1/6: 10k of 60k)")
-    p.add_argument("--test", action="store_true",
-                   help="final scores of chosen variants: train on all of train, probe the test split")
+    p.add_argument(
+        "--validation-split", type=float, default=1 / 6, help="fraction of train held out (default 1/6: 10k of 60k)"
+    )
+    p.add_argument(
+        "--test",
+        action="store_true",
+        help="final scores of chosen variants: train on all of train, probe the test split",
+    )
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--kmeans-inits", type=int, default=100)
@@ -67,39 +79,56 @@ def main(argv=None):
     if args.test:
         args.validation_split = 0.0
     elif not 0 < args.validation_split < 1:
-        raise UsageError(f"--validation-split must be in (0, 1): a sweep never scores the test split (got {args.validation_split})")
+        raise UsageError(
+            f"--validation-split must be in (0, 1): a sweep never scores the test split (got {args.validation_split})"
+        )
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     variants = [parse_variant(v) for v in args.variant]
     if len({name for name, _ in variants}) != len(variants):
         raise UsageError("--variant names must be unique")
 
-    from softvq_tf.config import resolve_config
+    from softvq_tf.training.config import resolve_config
 
-    plan = []
+    plan = []  # (variant name, RunConfig)
     # Seed-major: an interrupted sweep has every variant at the first seeds.
     for seed in range(args.seeds):
         for name, flags in variants:
             flags = dict(flags)
             bottleneck = flags.pop("bottleneck", args.bottleneck)
-            plan.append((name, resolve_config(
-                args.dataset, bottleneck, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size,
-                validation_split=args.validation_split, seed=seed, out=os.path.join(args.runs_dir, args.dataset), **flags)))
+            plan.append(
+                (
+                    name,
+                    resolve_config(
+                        args.dataset,
+                        bottleneck,
+                        data_dir=args.data_dir,
+                        steps=args.steps,
+                        batch_size=args.batch_size,
+                        validation_split=args.validation_split,
+                        seed=seed,
+                        out=os.path.join(args.runs_dir, args.dataset),
+                        **flags,
+                    ),
+                )
+            )
 
-    from softvq_tf.data import check_source
-    from softvq_tf.runtime import start_tensorflow
+    from softvq_tf.training.data import check_source
+    from softvq_tf.training.runtime import start_tensorflow
 
     check_source(args.dataset, args.data_dir)
     start_tensorflow(args.verbose)
-    from softvq_tf import evaluation, experiment, rundir
+    from softvq_tf.experiments import tables
+    from softvq_tf.experiments.plan import run_plan
+    from softvq_tf.training import rundir
 
     start = time.time()
     output = args.output or os.path.join("results", f"sweep_{args.dataset}.md")
     scores_dir = args.scores_dir or os.path.join(os.path.dirname(output), "scores")
-    scores = experiment.run_plan([c for _, c in plan], scores_dir, args.kmeans_inits, args.probe_epochs, raw=False)
+    scores = run_plan([c for _, c in plan], scores_dir, args.kmeans_inits, args.probe_epochs, raw=False)
     for (name, _), score in zip(plan, scores):
         score["variant_name"] = name
-    summary = {entry["variant_name"]: entry for entry in evaluation.summarize(scores, group_by="variant_name")}
+    summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}
     rows = []
     for name, settings in variants:
         entry = summary[name]
@@ -110,11 +139,16 @@ def main(argv=None):
             row[key] = entry[key]
         rows.append(row)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    command = "python -m softvq_tf.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
-    split = ("Probes score the test split (variants chosen beforehand on a validation split)" if args.test else
-             f"Probes score {args.validation_split:.4g} of train held out (never the test split)")
-    header = (f"# {args.dataset}: settings compared on the {'test' if args.test else 'validation'} split\n\n"
-              f"Command: `{command}`\n\n{split}; {args.steps or 'preset'} steps, batch {args.batch_size or 'preset'}.\n\n")
+    split = (
+        "Probes score the test split (variants chosen beforehand on a validation split)"
+        if args.test
+        else f"Probes score {args.validation_split:.4g} of train held out (never the test split)"
+    )
+    header = (
+        f"# {args.dataset}: settings compared on the {'test' if args.test else 'validation'} split\n\n"
+        f"{tables.command_line('softvq-sweep', argv)}\n\n"
+        f"{split}; {args.steps or 'preset'} steps, batch {args.batch_size or 'preset'}.\n\n"
+    )
     rundir.write_atomic(output, header + to_markdown(rows))
     rundir.write_atomic(os.path.splitext(output)[0] + ".json", json.dumps(rows, indent=2) + "\n")
     print(to_markdown(rows))
@@ -122,5 +156,10 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    run()

@@ -14,12 +14,13 @@ import socket
 
 import numpy as np
 
-from softvq_tf.errors import DataError
+from softvq_tf.training.errors import DataError
 
 TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "svhn": "svhn_cropped", "cifar10": "cifar10"}
 _LOCAL_HINT = {
     "mnist": "the four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...)",
-    "fashion_mnist": "the four IDX files (Debian's dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)",
+    "fashion_mnist": "the four IDX files (Debian's dataset-fashion-mnist puts them in "
+    "/usr/share/datasets/fashion-mnist)",
     "svhn": "train_32x32.mat and test_32x32.mat",
     "cifar10": "the cifar-10-batches-py folder (or its parent)",
 }
@@ -27,10 +28,16 @@ _LOCAL_HINT = {
 
 @dataclasses.dataclass
 class Splits:
+    """The images a run trains on and the images its probes score.
+
+    ``x_eval``/``y_eval`` are the test split, or the validation split held out
+    of train when ``validation_split`` > 0 (a sweep never sees the test split).
+    """
+
     x_train: np.ndarray  # uint8 [N, H, W, C]
     y_train: np.ndarray  # int64 [N]
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_eval: np.ndarray
+    y_eval: np.ndarray
 
 
 def preprocess(images, pixel_max, pixel_offset):
@@ -48,7 +55,9 @@ def needs_tensorflow(dataset, data_dir=None):
 def check_source(dataset, data_dir=None):
     """Fail early, with one line, when ``--data-dir`` cannot hold ``dataset`` (cheap: no file is parsed)."""
     if data_dir is not None and dataset != "digits" and not os.path.isdir(data_dir):
-        raise DataError(f"--data-dir {data_dir} is not a directory; point it at {_LOCAL_HINT.get(dataset, 'the data files')}")
+        raise DataError(
+            f"--data-dir {data_dir} is not a directory; point it at {_LOCAL_HINT.get(dataset, 'the data files')}"
+        )
 
 
 def load_splits(dataset, data_dir=None, validation_split=0.0, seed=0):
@@ -76,7 +85,9 @@ def _load_digits():
     images = digits.images.astype(np.uint8)[..., None]  # [1797, 8, 8, 1], values 0..16
     order = np.random.default_rng(0).permutation(len(images))  # a fixed train/test split
     test, train = order[:360], order[360:]
-    return Splits(images[train], digits.target[train].astype(np.int64), images[test], digits.target[test].astype(np.int64))
+    return Splits(
+        images[train], digits.target[train].astype(np.int64), images[test], digits.target[test].astype(np.int64)
+    )
 
 
 # --- local files ---------------------------------------------------------------------------
@@ -84,7 +95,9 @@ def _load_digits():
 
 def _load_local(dataset, data_dir):
     if not os.path.isdir(data_dir):
-        raise DataError(f"--data-dir {data_dir} is not a directory; point it at {_LOCAL_HINT.get(dataset, 'the data files')}")
+        raise DataError(
+            f"--data-dir {data_dir} is not a directory; point it at {_LOCAL_HINT.get(dataset, 'the data files')}"
+        )
     if dataset in ("mnist", "fashion_mnist"):
         return Splits(
             _read_idx(_find(data_dir, "train-images-idx3-ubyte", dataset))[..., None],
@@ -93,9 +106,16 @@ def _load_local(dataset, data_dir):
             _read_idx(_find(data_dir, "t10k-labels-idx1-ubyte", dataset)).astype(np.int64),
         )
     if dataset == "svhn":
-        return Splits(*_read_svhn(_find(data_dir, "train_32x32.mat", dataset)), *_read_svhn(_find(data_dir, "test_32x32.mat", dataset)))
+        return Splits(
+            *_read_svhn(_find(data_dir, "train_32x32.mat", dataset)),
+            *_read_svhn(_find(data_dir, "test_32x32.mat", dataset)),
+        )
     if dataset == "cifar10":
-        folder = data_dir if os.path.exists(os.path.join(data_dir, "test_batch")) else os.path.join(data_dir, "cifar-10-batches-py")
+        folder = (
+            data_dir
+            if os.path.exists(os.path.join(data_dir, "test_batch"))
+            else os.path.join(data_dir, "cifar-10-batches-py")
+        )
         train = [_read_cifar(_find(folder, f"data_batch_{i}", dataset)) for i in range(1, 6)]
         x_test, y_test = _read_cifar(_find(folder, "test_batch", dataset))
         return Splits(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test)
@@ -154,14 +174,19 @@ class _CifarUnpickler(pickle.Unpickler):
     """
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
-            raise DataError(f"refusing to unpickle {module}.{name}: a CIFAR-10 batch never contains it, so the file "
-                            "is not a genuine batch (possibly hostile); download cifar-10-python.tar.gz again")
+            raise DataError(
+                f"refusing to unpickle {module}.{name}: a CIFAR-10 batch never contains it, so the file "
+                "is not a genuine batch (possibly hostile); download cifar-10-python.tar.gz again"
+            )
         return super().find_class(module, name)
 
 
@@ -186,7 +211,9 @@ def _load_tfds(dataset):
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise DataError(f"tensorflow-datasets is not installed; pip install it or pass --data-dir with {_LOCAL_HINT[dataset]}") from None
+        raise DataError(
+            f"tensorflow-datasets is not installed; pip install it or pass --data-dir with {_LOCAL_HINT[dataset]}"
+        ) from None
     builder = tfds.builder(name)
     if not os.path.exists(os.path.join(builder.data_dir, "dataset_info.json")) and not _online():
         raise DataError(
@@ -195,12 +222,22 @@ def _load_tfds(dataset):
         )
     try:
         builder.download_and_prepare()
-        train, test = (tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1, as_supervised=True)) for s in ("train", "test"))
+        train, test = (_as_arrays(builder.as_dataset(split=s, as_supervised=True)) for s in ("train", "test"))
     except Exception as error:  # TFDS raises many types when a download breaks
         raise DataError(
-            f"TensorFlow Datasets failed for {dataset!r} ({type(error).__name__}); pass --data-dir with {_LOCAL_HINT[dataset]}"
+            f"TensorFlow Datasets failed for {dataset!r} ({type(error).__name__}); pass --data-dir with "
+            f"{_LOCAL_HINT[dataset]}"
         ) from None
     return Splits(train[0], train[1].astype(np.int64), test[0], test[1].astype(np.int64))
+
+
+def _as_arrays(dataset, chunk=10_000):
+    """``(images, labels)`` NumPy arrays of a TFDS split, read in chunks (its whole-split batch needs one allocation
+    of the split's size, which TFDS's test mocks cannot make)."""
+    import tensorflow_datasets as tfds
+
+    parts = list(tfds.as_numpy(dataset.batch(chunk)))
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 def _online(host="storage.googleapis.com", timeout=5.0):

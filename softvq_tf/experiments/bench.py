@@ -1,6 +1,6 @@
 """Speed: the default ``train.py`` path against this machine's ceiling for the model.
 
-    python -m softvq_tf.bench --data-dir /usr/share/datasets/fashion-mnist --output results/benchmarks.md
+    softvq-bench --data-dir /usr/share/datasets/fashion-mnist --output results/benchmarks.md
 
 The ceiling of one training step is what no implementation of the model can
 beat without fusing work away: every Dense / Conv layer's forward matmul and
@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from softvq_tf.errors import ArgumentParser, UsageError, run_cli
+from softvq_tf.experiments.tables import command_line
+from softvq_tf.training.errors import ArgumentParser, UsageError, run_cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = "/usr/share/datasets/fashion-mnist"
 
 
@@ -74,11 +74,23 @@ def _layer_ops(model):
             if isinstance(layer, keras.layers.Dense):
                 ops.append((lambda x, w: x @ w, layer.input.shape[1:], layer.kernel, False))
             elif isinstance(layer, keras.layers.Conv2DTranspose):
-                ops.append((lambda x, w, s=layer.strides: keras.ops.conv_transpose(x, w, s, "same"),
-                            layer.input.shape[1:], layer.kernel, True))
+                ops.append(
+                    (
+                        lambda x, w, s=layer.strides: keras.ops.conv_transpose(x, w, s, "same"),
+                        layer.input.shape[1:],
+                        layer.kernel,
+                        True,
+                    )
+                )
             elif isinstance(layer, keras.layers.Conv2D):
-                ops.append((lambda x, w, s=layer.strides: keras.ops.conv(x, w, s, "same"),
-                            layer.input.shape[1:], layer.kernel, False))
+                ops.append(
+                    (
+                        lambda x, w, s=layer.strides: keras.ops.conv(x, w, s, "same"),
+                        layer.input.shape[1:],
+                        layer.kernel,
+                        False,
+                    )
+                )
     codebook = model.bottleneck.codebook  # [d, K]: distances z @ E, posterior mean p @ E^T
     d, k = codebook.shape
     ops.append((lambda x, w: x @ w, (d,), codebook, False))
@@ -95,8 +107,8 @@ def ceiling(dataset, batch_size, precision="float32", repeats=50):
     import keras
     import tensorflow as tf
 
-    from softvq_tf.config import resolve_config
-    from softvq_tf.training import build_model
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.fit import build_model
 
     keras.backend.clear_session()
     config = resolve_config(dataset, "soft_vq", batch_size=batch_size)
@@ -132,13 +144,28 @@ def ceiling(dataset, batch_size, precision="float32", repeats=50):
     @tf.function
     def adam():
         for v, (m, s), g in zip(variables, slots, grads):
-            tf.raw_ops.ResourceApplyAdam(var=v.handle, m=m.handle, v=s.handle, beta1_power=0.9, beta2_power=0.999,
-                                         lr=3e-4, beta1=0.9, beta2=0.999, epsilon=1e-8, grad=g)
+            tf.raw_ops.ResourceApplyAdam(
+                var=v.handle,
+                m=m.handle,
+                v=s.handle,
+                beta1_power=0.9,
+                beta2_power=0.999,
+                lr=3e-4,
+                beta1=0.9,
+                beta2=0.999,
+                epsilon=1e-8,
+                grad=g,
+            )
 
     matmul_s, adam_s = _timed(matmuls, repeats), _timed(adam, repeats)
     params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    return {"matmul_ms": 1e3 * matmul_s, "adam_ms": 1e3 * adam_s, "params": params, "matmul_gflop": flops / 1e9,
-            "steps_per_s": 1.0 / (matmul_s + adam_s)}
+    return {
+        "matmul_ms": 1e3 * matmul_s,
+        "adam_ms": 1e3 * adam_s,
+        "params": params,
+        "matmul_gflop": flops / 1e9,
+        "steps_per_s": 1.0 / (matmul_s + adam_s),
+    }
 
 
 def _steal_seconds():
@@ -157,8 +184,11 @@ def _train_run(args, steps, out):
 
     before, steal = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds()
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, os.path.join(REPO, "train.py"), *args, "--steps", str(steps), "--out", out,
-                             "--quiet"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"train.py {' '.join(args)} --steps {steps} failed: {result.stderr.strip()[-500:]}")
@@ -168,8 +198,10 @@ def _train_run(args, steps, out):
     return seconds, cpu, stolen
 
 
-def default_path(args, short, long, pairs):
-    """One ``{steps_per_s, cores, steal}`` per (short, long) pair of whole ``train.py`` runs (cores, steal: the long run)."""
+def time_train_runs(args, short, long, pairs):
+    """One ``{steps_per_s, cores, steal}`` per (short, long) pair of whole ``train.py`` runs (cores, steal:
+    the long run).
+    """
     pairs_out = []
     with tempfile.TemporaryDirectory() as out:
         for pair in range(pairs):
@@ -187,7 +219,10 @@ def write_fake_cifar(folder, n_train=10_000, n_test=2_000):
     os.makedirs(folder, exist_ok=True)
     parts = [("data_batch_%d" % i, n_train // 5) for i in range(1, 6)] + [("test_batch", n_test)]
     for name, n in parts:
-        batch = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
+        batch = {
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
         with open(os.path.join(folder, name), "wb") as f:
             pickle.dump(batch, f)
     return folder
@@ -197,7 +232,7 @@ def probe_timings(n=10_000, d=64, kmeans_inits=100):
     """Seconds of the project's probes vs plain scikit-learn calls on the same latents."""
     from sklearn.cluster import KMeans
 
-    from softvq_tf import probes
+    from softvq_tf.experiments import probes
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(10, d)) * 3
@@ -211,13 +246,13 @@ def probe_timings(n=10_000, d=64, kmeans_inits=100):
     KMeans(10, n_init=kmeans_inits, random_state=0).fit(z)
     timings["k-means (sklearn KMeans, n_init=%d)" % kmeans_inits] = time.perf_counter() - t
     t = time.perf_counter()
-    probes.linear_probe_accuracy(z[: n // 2], y[: n // 2], z[n // 2:], y[n // 2:])
+    probes.linear_probe_accuracy(z[: n // 2], y[: n // 2], z[n // 2 :], y[n // 2 :])
     timings["linear softmax probe (softvq_tf, Keras, 30 epochs)"] = time.perf_counter() - t
     return timings
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m softvq_tf.bench", description="The default train.py path against the machine's ceiling.")
+    p = ArgumentParser(prog="softvq-bench", description="The default train.py path against the machine's ceiling.")
     p.add_argument("--data-dir", default=FASHION, help=f"Fashion-MNIST files for the MLP runs (default {FASHION})")
     p.add_argument("--short", type=int, default=500, help="steps of the short MLP run (default 500)")
     p.add_argument("--long", type=int, default=2500, help="steps of the long MLP run (default 2500)")
@@ -230,46 +265,73 @@ def main(argv=None):
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     if not os.path.isdir(args.data_dir):
-        raise UsageError(f"--data-dir {args.data_dir} does not exist; install Fashion-MNIST (apt-get install "
-                         "dataset-fashion-mnist) or pass its folder")
+        raise UsageError(
+            f"--data-dir {args.data_dir} does not exist; install Fashion-MNIST (apt-get install "
+            "dataset-fashion-mnist) or pass its folder"
+        )
     if not (0 < args.short < args.long and 0 < args.cnn_short < args.cnn_long and args.pairs >= 1):
         raise UsageError("need 0 < --short < --long, 0 < --cnn-short < --cnn-long and --pairs >= 1")
-    from softvq_tf.runtime import start_tensorflow
+    from softvq_tf.training.runtime import start_tensorflow
 
     tf = start_tensorflow(args.verbose)
     peaks = {"float32": matmul_peak_gflops("float32"), "mixed_bfloat16": matmul_peak_gflops("bfloat16")}
-    print(f"matmul peak (2048^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['mixed_bfloat16']:.0f} GFLOP/s", flush=True)
+    print(
+        f"matmul peak (2048^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['mixed_bfloat16']:.0f} GFLOP/s",
+        flush=True,
+    )
     mlp = ["--dataset", "fashion_mnist", "--data-dir", args.data_dir, "--bottleneck", "soft_vq"]
     cases = [  # (label, network, batch, precision, extra train.py flags)
         ("default", "mlp", 64, "float32", []),
         ("default", "mlp", 32, "float32", []),
         ("--no-jit-compile (no XLA)", "mlp", 64, "float32", ["--no-jit-compile"]),
         ("--precision mixed_bfloat16", "mlp", 64, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
-        ("--precision mixed_bfloat16 --jit-compile", "mlp", 64, "mixed_bfloat16", ["--precision", "mixed_bfloat16", "--jit-compile"]),
+        (
+            "--precision mixed_bfloat16 --jit-compile",
+            "mlp",
+            64,
+            "mixed_bfloat16",
+            ["--precision", "mixed_bfloat16", "--jit-compile"],
+        ),
         ("--precision mixed_bfloat16", "mlp", 32, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
         ("default", "cnn", 32, "float32", []),
         ("--jit-compile", "cnn", 32, "float32", ["--jit-compile"]),
     ]
     rows, ceilings = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        cnn = ["--dataset", "cifar10", "--data-dir", write_fake_cifar(os.path.join(tmp, "cifar")), "--bottleneck", "soft_vq"]
+        cnn = [
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            write_fake_cifar(os.path.join(tmp, "cifar")),
+            "--bottleneck",
+            "soft_vq",
+        ]
         for label, network, batch, precision, extra in cases:
             key = (network, batch, precision)
             if key not in ceilings:
-                ceilings[key] = ceiling("fashion_mnist" if network == "mlp" else "cifar10", batch, precision, args.repeats)
+                ceilings[key] = ceiling(
+                    "fashion_mnist" if network == "mlp" else "cifar10", batch, precision, args.repeats
+                )
             c = ceilings[key]
             short, long = (args.short, args.long) if network == "mlp" else (args.cnn_short, args.cnn_long)
-            runs = default_path([*(mlp if network == "mlp" else cnn), "--batch-size", str(batch), *extra], short, long, args.pairs)
+            runs = time_train_runs(
+                [*(mlp if network == "mlp" else cnn), "--batch-size", str(batch), *extra], short, long, args.pairs
+            )
             rates = [r["steps_per_s"] for r in runs]
             row = dict(label=label, network=network, batch=batch, precision=precision, rates=rates, runs=runs, **c)
             rows.append(row)
-            print(f"{network} batch {batch} {label}: ceiling {c['steps_per_s']:.1f} steps/s (matmuls {c['matmul_ms']:.2f} ms "
-                  f"+ Adam {c['adam_ms']:.2f} ms, {c['params']:,} parameters); train.py "
-                  + ", ".join(f"{r:.1f}" for r in rates) + f" steps/s = {100 * max(rates) / c['steps_per_s']:.0f}% "
-                  f"(slowest {100 * min(rates) / c['steps_per_s']:.0f}%)", flush=True)
+            print(
+                f"{network} batch {batch} {label}: ceiling {c['steps_per_s']:.1f} steps/s (matmuls "
+                f"{c['matmul_ms']:.2f} ms "
+                f"+ Adam {c['adam_ms']:.2f} ms, {c['params']:,} parameters); train.py "
+                + ", ".join(f"{r:.1f}" for r in rates)
+                + f" steps/s = {100 * max(rates) / c['steps_per_s']:.0f}% "
+                f"(slowest {100 * min(rates) / c['steps_per_s']:.0f}%)",
+                flush=True,
+            )
     timings = probe_timings(kmeans_inits=args.kmeans_inits)
     if args.output:
-        from softvq_tf.rundir import write_atomic
+        from softvq_tf.training.rundir import write_atomic
 
         write_atomic(args.output, report(rows, peaks, timings, args, argv, tf.__version__))
         print(f"written: {args.output}")
@@ -283,19 +345,25 @@ def _run_note(run):
 
 def report(rows, peaks, timings, args, argv, tf_version):
     net = {"mlp": "MLP 784-500-500-2000-64, K=128", "cnn": "CNN 64-128-256-512, d=256, K=32"}
-    command = "python -m softvq_tf.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        "# Benchmarks", "", f"Command: `{command}`", "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf_version}, run {time.strftime('%Y-%m-%d')}, "
-        "nothing else running.", "",
+        "# Benchmarks",
+        "",
+        command_line("softvq-bench", argv),
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf_version}, run "
+        f"{time.strftime('%Y-%m-%d')}, "
+        "nothing else running.",
+        "",
         f"Matmul peak (2048^3, best of 30): float32 **{peaks['float32']:.0f} GFLOP/s**, bfloat16 "
-        f"**{peaks['mixed_bfloat16']:.0f} GFLOP/s**.", "",
+        f"**{peaks['mixed_bfloat16']:.0f} GFLOP/s**.",
+        "",
         "Ceiling = every layer's forward and two backward matmuls (conv: convolutions) back to back in one "
         "tf.function, plus one fused Adam pass (ResourceApplyAdam) over all parameters; see `softvq_tf/bench.py`. "
         f"train.py = whole `python train.py` runs with default flags (plus the flag in the first column): "
         f"steps/s = (long - short) / (wall time of the long run - wall time of the short run), MLP {args.short} and "
         f"{args.long} steps on Fashion-MNIST, CNN {args.cnn_short} and {args.cnn_long} steps on random CIFAR-10-format "
-        f"images; {args.pairs} pairs per row, each figure one pair.", "",
+        f"images; {args.pairs} pairs per row, each figure one pair.",
+        "",
         "| network | flags | batch | matmuls (ms) | matmul GFLOP/s | Adam pass (ms) | parameters | ceiling (steps/s) "
         "| train.py (steps/s) | of ceiling (best / slowest) | long runs: cores busy, s stolen by the VM host |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -306,11 +374,18 @@ def report(rows, peaks, timings, args, argv, tf_version):
             f"{r['matmul_gflop'] / r['matmul_ms'] * 1e3:.0f} | {r['adam_ms']:.2f} | {r['params']:,} | "
             f"{r['steps_per_s']:.1f} | {', '.join(f'{x:.1f}' for x in r['rates'])} | "
             f"**{100 * max(r['rates']) / r['steps_per_s']:.0f}%** / {100 * min(r['rates']) / r['steps_per_s']:.0f}% | "
-            + "; ".join(_run_note(x) for x in r["runs"]) + " |")
+            + "; ".join(_run_note(x) for x in r["runs"])
+            + " |"
+        )
     lines += ["", "Probes on 10,000 synthetic 64-d latents (10 classes):", "", "| probe | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    run()

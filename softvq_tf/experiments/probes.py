@@ -8,11 +8,20 @@
 """
 
 import dataclasses
+import math
 
+import keras
 import numpy as np
+import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.manifold import TSNE
 from sklearn.metrics import normalized_mutual_info_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+
+from softvq_tf.training import rundir
 
 # Restarts within 0.5% of the lowest k-means inertia count as near-ties of the best (see near_best_mean).
 NEAR_BEST_MARGIN = 0.005
@@ -89,22 +98,18 @@ def nmi(labels, clusters):
     return float(normalized_mutual_info_score(labels, clusters, average_method="arithmetic"))
 
 
-def linear_probe_accuracy(train_x, train_y, test_x, test_y, epochs=30, batch_size=256, lr=1e-3, seed=0, verbose=0, min_steps=3000):
+def linear_probe_accuracy(
+    train_x, train_y, test_x, test_y, epochs=30, batch_size=256, lr=1e-3, seed=0, verbose=0, min_steps=3000
+):
     """Train one Dense softmax layer on standardised train latents; accuracy on the test latents.
 
     Trains for ``epochs`` but at least ``min_steps`` updates, so small data sets converge too.
     """
-    import math
-
-    import keras
-
     keras.utils.set_random_seed(seed)
     mean, std = train_x.mean(0), train_x.std(0) + 1e-8
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     probe = keras.Sequential([keras.Input((train_x.shape[1],)), keras.layers.Dense(n_classes, activation="softmax")])
     probe.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    import tensorflow as tf
-
     steps = max(epochs * math.ceil(len(train_x) / batch_size), min_steps)
     data = tf.data.Dataset.from_tensor_slices((((train_x - mean) / std).astype("float32"), train_y))
     data = data.shuffle(len(train_x), seed=seed).repeat().batch(batch_size).prefetch(2)
@@ -120,9 +125,6 @@ def logistic_regression_accuracy(train_x, train_y, test_x, test_y, max_iter=1000
     convergence, so a gap between the two is the Keras probe's short training,
     not the representation.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     scaler = StandardScaler().fit(train_x)
     model = LogisticRegression(max_iter=max_iter).fit(scaler.transform(train_x), train_y)
     return float(model.score(scaler.transform(test_x), test_y))
@@ -133,19 +135,12 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k=10):
 
     A number for the neighbourhood structure a t-SNE map shows.
     """
-    from sklearn.neighbors import KNeighborsClassifier
-
     return float(KNeighborsClassifier(k).fit(train_x, train_y).score(test_x, test_y))
 
 
 def save_tsne(latents, labels, path, title="", max_points=5000, seed=0):
     """2-D t-SNE of ``latents``, one colour per class, written as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-
+    plt = rundir.pyplot()
     idx = np.random.default_rng(seed).permutation(len(latents))[:max_points]
     xy = TSNE(2, random_state=seed, init="pca").fit_transform(latents[idx])
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -153,6 +148,4 @@ def save_tsne(latents, labels, path, title="", max_points=5000, seed=0):
     ax.legend(*scatter.legend_elements(), loc="best", fontsize=6, markerscale=0.7)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([]), ax.set_yticks([])
-    from softvq_tf.rundir import save_figure
-
-    save_figure(fig, path, dpi=100)
+    rundir.save_figure(fig, path, dpi=100)

@@ -7,9 +7,13 @@ directory (see ``softvq_tf.rundir``). Running the same command again after a
 kill resumes from the last backup.
 """
 
+import contextlib
+import csv
 import dataclasses
+import hashlib
 import json
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -18,14 +22,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from softvq_tf import compat, figures, rundir, runtime
-from softvq_tf.bottlenecks import make_bottleneck
-from softvq_tf.config import QUANTIZERS, RunConfig, epoch_length, identity_changes
-from softvq_tf.data import load_splits, preprocess
-from softvq_tf.errors import TrainingError, UsageError
-from softvq_tf.export import export_encoder
-from softvq_tf.model import Autoencoder
-from softvq_tf.optimizers import FusedAdam
+from softvq_tf import compat
+from softvq_tf.layers import make_bottleneck
+from softvq_tf.models import Autoencoder, FusedAdam
+from softvq_tf.options import QUANTIZERS
+from softvq_tf.training import figures, rundir, runtime
+from softvq_tf.training.backup import AtomicBackupAndRestore
+from softvq_tf.training.config import RunConfig, epoch_length, identity_changes, layer_options
+from softvq_tf.training.data import load_splits, preprocess
+from softvq_tf.training.errors import TrainingError, UsageError
+from softvq_tf.training.export import export_encoder
 
 
 def set_op_determinism(enabled):
@@ -50,7 +56,9 @@ def make_strategy(mode):
     """
     if mode == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
-            raise UsageError("--distribute multi_worker needs TF_CONFIG (cluster and task) in the environment; see the README")
+            raise UsageError(
+                "--distribute multi_worker needs TF_CONFIG (cluster and task) in the environment; see the README"
+            )
         try:
             json.loads(os.environ["TF_CONFIG"])
         except ValueError:
@@ -100,8 +108,10 @@ def make_dataset(images, config, seed, start_step=0):
 
     ds = tf.data.Dataset.range(first_pass, 2**62).flat_map(one_pass).skip(first_sample - first_pass * n)
     ds = ds.batch(config.batch_size, drop_remainder=True)
-    ds = ds.map(lambda i: preprocess(tf.gather(images, i), config.pixel_max, config.pixel_offset),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(
+        lambda i: preprocess(tf.gather(images, i), config.pixel_max, config.pixel_offset),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     options = tf.data.Options()
     options.deterministic = True
     # Each worker reads the in-memory array; DATA sharding splits its batches.
@@ -110,19 +120,8 @@ def make_dataset(images, config, seed, start_step=0):
 
 
 def build_model(config, data_variance):
-    bottleneck = make_bottleneck(
-        config.bottleneck,
-        num_codewords=config.num_codewords,
-        kl_weight=config.kl_weight,
-        commitment=config.commitment,
-        vq_weight=config.vq_weight,
-        noise_std=config.noise_std,
-        likelihood=config.likelihood,
-        ema_decay=config.ema_decay,
-        kmeans_init=config.kmeans_init,
-        dead_code_steps=config.dead_code_steps,
-        seed=config.seed,
-    )
+    """The ``Autoencoder`` that ``config`` describes, its bottleneck built from the config's layer options."""
+    bottleneck = make_bottleneck(config.bottleneck, **layer_options(config), seed=config.seed)
     return Autoencoder(
         config.network,
         config.image_shape,
@@ -154,9 +153,14 @@ def execution_path(xla, strategy, steps_per_execution):
     may change kernels, as may another CPU's instruction set. Patch releases
     are assumed to keep them.
     """
-    return {"xla": bool(xla), "replicas": int(strategy.num_replicas_in_sync), "steps_per_execution": steps_per_execution,
-            "tensorflow": ".".join(tf.__version__.split(".")[:2]), "keras": ".".join(keras.__version__.split(".")[:2]),
-            "cpu_features": cpu_features()}
+    return {
+        "xla": bool(xla),
+        "replicas": int(strategy.num_replicas_in_sync),
+        "steps_per_execution": steps_per_execution,
+        "tensorflow": ".".join(tf.__version__.split(".")[:2]),
+        "keras": ".".join(keras.__version__.split(".")[:2]),
+        "cpu_features": cpu_features(),
+    }
 
 
 # Instruction-set extensions that XLA's and oneDNN's CPU kernels choose their code by.
@@ -165,8 +169,6 @@ KERNEL_CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_b
 
 def cpu_features():
     """The ``KERNEL_CPU_FEATURES`` this CPU has (Linux), else the machine name: kernels differ across them."""
-    import platform
-
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
@@ -186,8 +188,6 @@ def planned_execution(config):
 
 def weights_digest(model):
     """SHA-256 of every weight's bytes: equal digests mean bit-identical models."""
-    import hashlib
-
     digest = hashlib.sha256()
     for weight in model.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
@@ -226,12 +226,17 @@ def _prepare_run_dir(config):
         changed = identity_changes(previous, config)
         if rundir.is_complete(path):
             if changed:
-                raise UsageError(f"{path} holds a finished run with other settings ({', '.join(changed)}); choose another --name or --out")
+                raise UsageError(
+                    f"{path} holds a finished run with other settings ({', '.join(changed)}); choose "
+                    "another --name or --out"
+                )
             raise UsageError(f"run {path} is already complete; choose another --name or delete it")
-        changed += [k for k in ("steps_per_execution", "checkpoint_every") if getattr(previous, k) != getattr(config, k)]
+        changed += [k for k in ("steps_per_execution", "epoch_steps") if getattr(previous, k) != getattr(config, k)]
         if changed:
-            raise UsageError(f"{path} holds an unfinished run with other settings ({', '.join(changed)}); "
-                             "run its own command again to resume it, or choose another --name")
+            raise UsageError(
+                f"{path} holds an unfinished run with other settings ({', '.join(changed)}); "
+                "run its own command again to resume it, or choose another --name"
+            )
     os.makedirs(path, exist_ok=True)
     rundir.write_atomic(config_path, config.to_json() + "\n")
 
@@ -246,8 +251,12 @@ def use_xla(config, strategy):
     if config.jit_compile is not None:
         return config.jit_compile
     distributed = isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
-    return (not distributed and strategy.num_replicas_in_sync == 1 and config.network == "mlp"
-            and config.precision == "float32")
+    return (
+        not distributed
+        and strategy.num_replicas_in_sync == 1
+        and config.network == "mlp"
+        and config.precision == "float32"
+    )
 
 
 def _start_session(config):
@@ -259,24 +268,30 @@ def _start_session(config):
     set_op_determinism(not xla)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise UsageError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas; use a multiple of {replicas}")
+        raise UsageError(
+            f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas; use a multiple "
+            f"of {replicas}"
+        )
     return strategy, xla
 
 
-def _callbacks(work_dir, chief, nan_guard):
+def _callbacks(work_dir, chief, nan_guard, backup):
     """NaN guard, backups for resume, per-epoch CSV log; on the chief also the best checkpoint and TensorBoard."""
     callbacks = [
         nan_guard,
-        # Before the backup: a kill between the two repeats an epoch's row (read_epoch_log keeps the last), never loses it.
+        # Before the backup: a kill between the two repeats an epoch's row (read_epoch_log keeps the last),
+        # never loses it.
         keras.callbacks.CSVLogger(os.path.join(work_dir, "epochs.csv"), append=True),
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+        backup,
     ]
     if chief:
         os.makedirs(os.path.join(work_dir, "checkpoints"), exist_ok=True)
         callbacks += [
             keras.callbacks.ModelCheckpoint(
                 os.path.join(work_dir, "checkpoints", "best.weights.h5"),
-                monitor="loss", save_best_only=True, save_weights_only=True,
+                monitor="loss",
+                save_best_only=True,
+                save_weights_only=True,
             ),
             keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
         ]
@@ -285,8 +300,6 @@ def _callbacks(work_dir, chief, nan_guard):
 
 def read_epoch_log(path):
     """Per-epoch metrics from the CSV log, ``{name: [value per epoch]}``; a repeated epoch keeps its last row."""
-    import csv
-
     rows = {}
     if os.path.exists(path):
         with open(path, newline="") as f:
@@ -305,6 +318,12 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     """
     strategy, xla = _start_session(config)
     chief = is_chief(strategy)
+    # One writer per run directory: the chief holds its lock from before the first write to the last.
+    with rundir.RunLock(config.run_dir) if chief else contextlib.nullcontext():
+        return _train(config, strategy, xla, chief, verbose, log, splits)
+
+
+def _train(config, strategy, xla, chief, verbose, log, splits):
     if splits is None:
         splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
     data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
@@ -314,8 +333,11 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
         _prepare_run_dir(config)
     # Non-chief workers keep their backups out of the run directory.
     work_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="softvq-worker-")
-    log(f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_test)} test), "
-        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if xla else ''}, {epochs} x {steps_per_epoch} steps -> {config.run_dir}")
+    log(
+        f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_eval)} test), "
+        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if xla else ''}, "
+        f"{epochs} x {steps_per_epoch} steps -> {config.run_dir}"
+    )
 
     with strategy.scope():
         model = build_model(config, data_variance)
@@ -324,10 +346,11 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
             steps_per_execution=config.steps_per_execution,
             jit_compile=xla,
         )
-        model(tf.zeros([1, *config.image_shape]))  # build the weights so BackupAndRestore can restore them
+        model(tf.zeros([1, *config.image_shape]))  # build the weights so a backup can be restored into them
+        backup = AtomicBackupAndRestore(os.path.join(work_dir, "backup"), log=log)
+        done = backup.restore(model) * steps_per_epoch  # optimizer slots, if built here, are mirrored too
     nan_guard = NaNGuard()
     nan_guard.steps_per_epoch = steps_per_epoch
-    done = compat.backup_epochs(os.path.join(work_dir, "backup")) * steps_per_epoch
     if done:
         log(f"resuming from the backup in {os.path.join(work_dir, 'backup')} at step {done}")
     start = time.time()
@@ -337,7 +360,7 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
         make_dataset(splits.x_train, config, config.seed, start_step=done),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=_callbacks(work_dir, chief, nan_guard),
+        callbacks=_callbacks(work_dir, chief, nan_guard, backup),
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
     )
@@ -391,11 +414,9 @@ def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, dig
             "config": dataclasses.asdict(config),
         },
     )
-    figures.save_reconstructions(model, splits.x_test, config, os.path.join(path, "reconstructions.png"))
+    figures.save_reconstructions(model, splits.x_eval, config, os.path.join(path, "reconstructions.png"))
     if config.bottleneck in QUANTIZERS:
-        figures.save_codebook_usage(model, splits.x_test, config, history, os.path.join(path, "codebook.png"))
-    model_path = os.path.join(path, "autoencoder.keras")
-    tmp = f"{model_path}.tmp-{os.getpid()}.keras"
-    model.save(tmp)
-    os.replace(tmp, model_path)
+        figures.save_codebook_usage(model, splits.x_eval, config, history, os.path.join(path, "codebook.png"))
+    with rundir.atomic_path(os.path.join(path, "autoencoder.keras")) as tmp:
+        model.save(tmp)
     export_encoder(model, config, os.path.join(path, "encoder"))  # last: marks the run complete

@@ -10,15 +10,17 @@ import keras
 import tensorflow as tf
 
 from softvq_tf import compat
-from softvq_tf.bottlenecks import PACKAGE
-from softvq_tf.networks import build_decoder, build_encoder
+from softvq_tf.layers import PACKAGE
+from softvq_tf.models.networks import build_decoder, build_encoder
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Autoencoder(keras.Model):
     """An autoencoder that differs from its siblings only in ``bottleneck``."""
 
-    def __init__(self, network, image_shape, latent_dim, bottleneck, reconstruction_scale=1.0, data_variance=1.0, **kwargs):
+    def __init__(
+        self, network, image_shape, latent_dim, bottleneck, reconstruction_scale=1.0, data_variance=1.0, **kwargs
+    ):
         super().__init__(**kwargs)
         if data_variance <= 0:
             raise ValueError(f"data_variance must be > 0, got {data_variance}")

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from softvq_tf import compat
-from softvq_tf.bottlenecks import PACKAGE
+from softvq_tf.layers import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -30,10 +30,16 @@ class FusedAdam(keras.optimizers.Adam):
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(m), v=_handle(v),
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
+            var=_handle(variable),
+            m=_handle(m),
+            v=_handle(v),
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
             use_locking=False,
         )
 

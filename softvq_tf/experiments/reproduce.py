@@ -1,6 +1,6 @@
 """Reproduce the paper's table for one data set in one command.
 
-    python -m softvq_tf.reproduce --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
+    softvq-reproduce --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
 
 Trains the six bottlenecks with the data set's preset (``--seeds`` each; AE and
 soft VQ-VAE get at least ``--min-seeds-key`` seeds), probes every run plus the
@@ -13,14 +13,14 @@ machine or another, without retraining what was scored.
 import os
 import sys
 
-from softvq_tf.config import DATASETS
-from softvq_tf.errors import ArgumentParser, run_cli
+from softvq_tf.training.config import DATASETS
+from softvq_tf.training.errors import ArgumentParser, run_cli
 
 
 def plan_runs(dataset, seeds, key_seeds, settings):
     """The RunConfigs to train: every bottleneck x seed; each setting goes to the bottlenecks it applies to."""
-    from softvq_tf import BOTTLENECKS
-    from softvq_tf.config import applicable, resolve_config
+    from softvq_tf.options import BOTTLENECKS
+    from softvq_tf.training.config import applicable, resolve_config
 
     configs = []  # seed-major: one seed of every model finishes before the extra seeds start
     for seed in range(max(seeds, key_seeds)):
@@ -32,19 +32,27 @@ def plan_runs(dataset, seeds, key_seeds, settings):
 
 def save_metrics_figure(table, path, title):
     """Bar chart of the three metrics per model, error bars = std over seeds."""
-    import matplotlib
+    from softvq_tf.training import rundir
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = rundir.pyplot()
 
-    from softvq_tf import rundir
-    from softvq_tf.evaluation import MODEL_NAMES
+    from softvq_tf.experiments.tables import MODEL_NAMES
+    from softvq_tf.training import rundir
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     names = [MODEL_NAMES[e["model"]] for e in table]
-    for ax, (metric, label) in zip(axes, (("acc", "clustering ACC (%)"), ("nmi", "NMI"), ("cls", "classification (%)"))):
-        ax.bar(range(len(table)), [e[metric] for e in table], yerr=[e[metric + "_std"] or 0 for e in table], capsize=3,
-               color=["#999999" if e["model"] == "raw" else "#d62728" if e["model"] == "soft_vq" else "#1f77b4" for e in table])
+    for ax, (metric, label) in zip(
+        axes, (("acc", "clustering ACC (%)"), ("nmi", "NMI"), ("cls", "classification (%)"))
+    ):
+        ax.bar(
+            range(len(table)),
+            [e[metric] for e in table],
+            yerr=[e[metric + "_std"] or 0 for e in table],
+            capsize=3,
+            color=[
+                "#999999" if e["model"] == "raw" else "#d62728" if e["model"] == "soft_vq" else "#1f77b4" for e in table
+            ],
+        )
         ax.set_xticks(range(len(table)), names, rotation=35, ha="right", fontsize=8)
         ax.set_title(label, fontsize=10)
     fig.suptitle(title, fontsize=10)
@@ -53,25 +61,34 @@ def save_metrics_figure(table, path, title):
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m softvq_tf.reproduce", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="softvq-reproduce", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir")
     p.add_argument("--seeds", type=int, default=3, help="seeds per bottleneck (default 3)")
-    p.add_argument("--min-seeds-key", type=int, default=3, help="at least this many seeds for ae and soft_vq (default 3)")
+    p.add_argument(
+        "--min-seeds-key", type=int, default=3, help="at least this many seeds for ae and soft_vq (default 3)"
+    )
     p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                   help="any other setting (lr, noise_std, likelihood, precision, vq_weight, ...); each applies to the "
-                        "bottlenecks it means something for (noise_std to soft_vq only)")
-    p.add_argument("--validation-split", type=float, help="probe on a holdout of train instead of the test split (for tuning)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="any other setting (lr, noise_std, likelihood, precision, vq_weight, ...); each applies to the "
+        "bottlenecks it means something for (noise_std to soft_vq only)",
+    )
+    p.add_argument(
+        "--validation-split", type=float, help="probe on a holdout of train instead of the test split (for tuning)"
+    )
     p.add_argument("--kmeans-inits", type=int, default=100)
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--runs-dir", default="runs/reproduce", help="where the runs go (default runs/reproduce)")
     p.add_argument("--results-dir", default="results", help="where the tables and per-run scores go (default results/)")
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
-    from softvq_tf.config import parse_settings
-    from softvq_tf.errors import UsageError
+    from softvq_tf.training.config import parse_settings
+    from softvq_tf.training.errors import UsageError
 
     if args.seeds < 1 or args.min_seeds_key < 0:
         raise UsageError(f"--seeds must be >= 1 and --min-seeds-key >= 0, got {args.seeds}, {args.min_seeds_key}")
@@ -80,37 +97,57 @@ def main(argv=None):
         settings.update(parse_settings(text, "--set"))
     if "bottleneck" in settings:
         raise UsageError("--set bottleneck=... is not allowed: reproduce trains all six")
-    settings.update({k: v for k, v in {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
-                                        "validation_split": args.validation_split}.items() if v is not None})
+    settings.update(
+        {
+            k: v
+            for k, v in {
+                "data_dir": args.data_dir,
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "validation_split": args.validation_split,
+            }.items()
+            if v is not None
+        }
+    )
     settings["out"] = os.path.join(args.runs_dir, args.dataset)
     configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, settings)
-    from softvq_tf.data import check_source
-    from softvq_tf.runtime import start_tensorflow
+    from softvq_tf.training.data import check_source
+    from softvq_tf.training.runtime import start_tensorflow
 
     check_source(args.dataset, args.data_dir)
     start_tensorflow(args.verbose)
-    from softvq_tf import evaluation, experiment
+    from softvq_tf.experiments import tables
+    from softvq_tf.experiments.plan import run_plan
 
     stem = os.path.join(args.results_dir, args.dataset)
-    command = "python -m softvq_tf.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = (f"# {args.dataset}: downstream probes of the six bottlenecks\n\nCommand: `{command}`\n\n"
-              f"Mean ± std over seeds (sample std); codebook perplexity and codewords in use are the last training "
-              f"epoch's; probe time is per run. Machine: {os.cpu_count()} CPU cores.\n\n")
+    header = (
+        f"# {args.dataset}: downstream probes of the six bottlenecks\n\n"
+        f"{tables.command_line('softvq-reproduce', argv)}\n\n"
+        f"Mean ± std over seeds (sample std); codebook perplexity and codewords in use are the last training "
+        f"epoch's; training time is wall time, not a benchmark (other work may have shared the machine). "
+        f"Machine: {os.cpu_count()} CPU cores.\n\n"
+    )
 
     def write(rows):
         os.makedirs(args.results_dir, exist_ok=True)
-        table = evaluation.summarize(rows)
-        evaluation.write_tables(table, rows, stem, header)
+        table = tables.summarize(rows)
+        tables.write_tables(table, rows, stem, header)
         save_metrics_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
         return table
 
-    rows = experiment.run_plan(configs, os.path.join(args.results_dir, "scores"), args.kmeans_inits, args.probe_epochs,
-                               on_row=write)
+    rows = run_plan(
+        configs, os.path.join(args.results_dir, "scores"), args.kmeans_inits, args.probe_epochs, on_row=write
+    )
     table = write(rows)
-    print(evaluation.to_markdown(table, evaluation.common_variant(rows)))
+    print(tables.to_markdown(table, tables.common_variant(rows)))
     print(f"written: {stem}.md, .csv, .json, .png")
     return 0
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    run()

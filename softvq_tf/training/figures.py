@@ -4,25 +4,15 @@ Each is a PNG written through ``rundir.save_figure`` (temporary name, then renam
 """
 
 import numpy as np
+import tensorflow as tf
 
-from softvq_tf import rundir
-from softvq_tf.data import preprocess
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from softvq_tf.training import rundir
+from softvq_tf.training.data import preprocess
 
 
 def save_reconstructions(model, images, config, path, n=10):
     """Originals (top row) above their reconstructions (bottom row)."""
-    import tensorflow as tf
-
-    plt = _pyplot()
+    plt = rundir.pyplot()
     x = preprocess(images[:n], config.pixel_max, config.pixel_offset)
     x_hat = tf.cast(model(x, training=False), tf.float32).numpy()
     lo, hi = config.pixel_offset, config.pixel_offset + 1.0
@@ -41,7 +31,7 @@ def codebook_usage(model, images, config, batch_size=1000):
     and each sample's posterior perplexity ``exp(H(p))`` ``[N]`` (1: a hard assignment, K: uniform)."""
     top, sigmas, perplexities = [], [], []
     for start in range(0, len(images), batch_size):
-        x = preprocess(images[start:start + batch_size], config.pixel_max, config.pixel_offset)
+        x = preprocess(images[start : start + batch_size], config.pixel_max, config.pixel_offset)
         z_e, head = model.encode(x)
         probs = model.bottleneck.assignment_probabilities(z_e, head).numpy()  # [B, K]
         top.append(probs.argmax(1))
@@ -55,7 +45,7 @@ def codebook_usage(model, images, config, batch_size=1000):
 
 def save_codebook_usage(model, images, config, history, path):
     """Codebook use per epoch (training), which codeword wins on the test split, and for soft VQ how soft it is."""
-    plt = _pyplot()
+    plt = rundir.pyplot()
     top, sigmas, perplexities = codebook_usage(model, images, config)
     k = config.num_codewords
     soft = sigmas is not None
@@ -69,16 +59,26 @@ def save_codebook_usage(model, images, config, history, path):
     counts = np.bincount(top, minlength=k)
     order = np.argsort(-counts)
     axes[1].bar(np.arange(k), counts[order] / len(top), width=1.0)
-    axes[1].set(xlabel="codeword (sorted by use)", ylabel="share of test samples",
-                title=f"most probable codeword, test split ({(counts > 0).sum()} of {k} used)")
+    axes[1].set(
+        xlabel="codeword (sorted by use)",
+        ylabel="share of test samples",
+        title=f"most probable codeword, test split ({(counts > 0).sum()} of {k} used)",
+    )
     if soft:
         axes[2].hist(np.log10(sigmas.ravel()), bins=60)
-        axes[2].set(xlabel="log10 sigma_k (per sample and codeword)", ylabel="count", title="learned sigmas, test split")
+        axes[2].set(
+            xlabel="log10 sigma_k (per sample and codeword)", ylabel="count", title="learned sigmas, test split"
+        )
         axes[3].hist(perplexities, bins=60, range=(1, k))
-        axes[3].set(xlabel="exp(entropy of p) per sample", ylabel="samples",
-                    title=f"softness of the assignment (median {np.median(perplexities):.1f})")
+        axes[3].set(
+            xlabel="exp(entropy of p) per sample",
+            ylabel="samples",
+            title=f"softness of the assignment (median {np.median(perplexities):.1f})",
+        )
     for ax in axes:
         ax.title.set_fontsize(9)
-    fig.suptitle(f"{config.dataset} {config.bottleneck} (K = {k}, d = {config.latent_dim}, seed {config.seed})", fontsize=9)
+    fig.suptitle(
+        f"{config.dataset} {config.bottleneck} (K = {k}, d = {config.latent_dim}, seed {config.seed})", fontsize=9
+    )
     fig.tight_layout()
     rundir.save_figure(fig, path, dpi=80)

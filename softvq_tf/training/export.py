@@ -7,13 +7,12 @@ that never imports softvq_tf. The directory is written under a temporary name
 and renamed when complete.
 """
 
-import os
-import shutil
-
 import keras
+import numpy as np
 import tensorflow as tf
 
-from softvq_tf.data import preprocess
+from softvq_tf.training import rundir
+from softvq_tf.training.data import preprocess
 
 
 def export_encoder(model, config, path):
@@ -28,22 +27,9 @@ def export_encoder(model, config, path):
     archive.add_endpoint(
         "serve", serve, input_signature=[tf.TensorSpec([None, *config.image_shape], tf.uint8, name="images")]
     )
-    tmp = f"{path}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    archive.write_out(tmp, verbose=False)
-    replace_dir(tmp, path)
+    with rundir.atomic_path(path) as tmp:
+        archive.write_out(tmp, verbose=False)
     return path
-
-
-def replace_dir(src, dst):
-    """Move directory ``src`` to ``dst``, replacing it; ``dst`` is never half-written."""
-    if os.path.exists(dst):
-        old = f"{dst}.old-{os.getpid()}"
-        os.rename(dst, old)
-        os.rename(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(src, dst)
 
 
 def load_encoder(path):
@@ -52,9 +38,10 @@ def load_encoder(path):
     serve = loaded.signatures["serving_default"]
 
     def encode(images, batch_size=1024):
-        import numpy as np
-
-        chunks = [serve(images=tf.constant(images[i : i + batch_size]))["z_e"].numpy() for i in range(0, len(images), batch_size)]
+        chunks = [
+            serve(images=tf.constant(images[i : i + batch_size]))["z_e"].numpy()
+            for i in range(0, len(images), batch_size)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
 
     return encode

@@ -1,0 +1,215 @@
+"""Runs carried through to scores, with one store of scores: plan -> skip what is scored -> train -> score.
+
+``reproduce`` and ``sweep`` call ``run_plan``; ``evaluate`` calls
+``score_runs``. Both keep each run's scores in a ``ScoreStore``,
+``SCORES/DATASET/RUN_NAME.json`` (``results/scores`` is committed), so an
+experiment interrupted on one machine continues on another without
+retraining or rescoring what was done.
+
+A stored score records the run's identity, seed, probe settings, final
+weights digest and execution path (``training.fit.execution_path``). Before
+training, it is reused only where retraining with this code would give the
+same weights: the same identity, seed and probe settings, a recorded digest,
+and the execution path this machine would take for the run. After training,
+it is reused only for the very weights it scored (the same digest). Identity
+stays "what the run computes", which groups seeds in tables; the path is kept
+out of it, so XLA and non-XLA runs of one setting still average together, but
+a score is never reused across paths. A run directory that holds another
+identity is refused, never reused.
+"""
+
+import os
+import time
+
+import keras
+
+from softvq_tf.experiments import probes, scoring
+from softvq_tf.training import rundir
+from softvq_tf.training.config import RunConfig, identity_changes, run_identity
+from softvq_tf.training.errors import UsageError
+from softvq_tf.training.fit import planned_execution, train
+from softvq_tf.training.rundir import RunLock
+
+
+def reusable(stored, identity, seed, settings, execution=None, digest=None):
+    """Whether a stored record stands for this run (see the module docstring).
+
+    ``execution``: the path training would take (None for the raw data, which is not trained).
+    ``digest``: the weights of a finished run (the stored score must be of these weights).
+    """
+    same = stored.get("identity") == identity and stored.get("seed") == seed
+    same = same and stored.get("probe_settings") == settings
+    if digest is not None:
+        return same and stored.get("weights_sha256") == digest
+    if execution is not None:
+        return same and bool(stored.get("weights_sha256")) and stored.get("execution") == execution
+    return same
+
+
+class ScoreStore:
+    """Per-run score records under ``root/DATASET/``: ``RUN_NAME.json``, and ``raw[_valF].json`` for raw pixels."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def path(self, config):
+        return os.path.join(self.root, config.dataset, config.name + ".json")
+
+    def raw_path(self, config):
+        split = f"_val{config.validation_split:g}" if config.validation_split else ""
+        return os.path.join(self.root, config.dataset, f"raw{split}.json")
+
+    @staticmethod
+    def _read(path):
+        return rundir.read_json(path) if os.path.exists(path) else None
+
+    def lookup(self, config, settings, execution=None, digest=None):
+        """The stored row of ``config``'s run if ``reusable``, else None."""
+        stored = self._read(self.path(config))
+        if stored and reusable(stored, run_identity(config), config.seed, settings, execution or {}, digest):
+            return stored["row"]
+        return None
+
+    def put(self, config, settings, row, digest, execution):
+        record = {"identity": run_identity(config), "seed": config.seed, "probe_settings": settings, "row": row}
+        record.update(weights_sha256=digest, execution=execution)
+        self._write(self.path(config), record)
+
+    def raw_row(self, config, data, settings, log=print):
+        """The raw-pixel row of ``config``'s data set: stored, or probed now and stored."""
+        identity = {"dataset": config.dataset, "validation_split": config.validation_split}
+        stored = self._read(self.raw_path(config))
+        if stored and reusable(stored, identity, None, settings):
+            return stored["row"]
+        row = scoring.score_raw(config, data, settings, log)
+        self._write(self.raw_path(config), {"identity": identity, "seed": None, "probe_settings": settings, "row": row})
+        return row
+
+    @staticmethod
+    def _write(path, record):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        rundir.write_json(path, record)
+
+
+def _raw_rows_first(configs, store, splits, settings, raw, log):
+    """``(config, raw row or None)``: the raw row comes with the first config of each data set and split."""
+    seen = set()
+    for config in configs:
+        key = (config.dataset, config.validation_split)
+        first = raw and key not in seen
+        seen.add(key)
+        yield config, store.raw_row(config, splits.get(config), settings, log) if first else None
+
+
+def _check_run_dir(config):
+    """A finished run directory must hold this very run (same identity and seed)."""
+    stored = RunConfig.load(config.run_dir)
+    changed = identity_changes(stored, config) + (["seed"] if stored.seed != config.seed else [])
+    if changed:
+        raise UsageError(
+            f"{config.run_dir} holds a run with other settings ({', '.join(changed)}); "
+            "move it away or choose another runs folder"
+        )
+
+
+def _score_finished_run(config, store, data, settings, tsne=False, log=print):
+    """Probe a finished run directory (or reuse its stored score for the same weights) and store the row."""
+    history = rundir.read_json(os.path.join(config.run_dir, "history.json"))
+    digest, execution = history.get("weights_sha256"), history.get("execution") or {}
+    row = None if tsne else store.lookup(config, settings, digest=digest or "no digest recorded")
+    if row is not None:
+        log(f"{config.dataset}: {config.name} (scored before)")
+        return row
+    row = scoring.score_run(config.run_dir, config, data, settings, log=log)
+    if tsne:
+        latents = scoring.latents(config.run_dir, data.x_eval)
+        probes.save_tsne(latents, data.y_eval, os.path.join(config.run_dir, "tsne.png"), config.name)
+    store.put(config, settings, row, digest, execution)
+    return row
+
+
+def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, on_row=None, log=print):
+    """Train and score every config not scored yet; returns the rows (raw data first per data set).
+
+    ``on_row(rows)`` is called with the rows so far after each newly scored
+    run, so a caller can rewrite its tables as results come in.
+    """
+    store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs)
+    splits, rows = scoring.SplitCache(), []
+    stored = [store.lookup(c, settings, execution=planned_execution(c)) for c in configs]
+    todo = [c for c, row in zip(configs, stored) if row is None]
+    log(f"{len(configs)} runs planned, {len(configs) - len(todo)} already scored in {scores_dir}")
+    start, trained, held = time.time(), 0, []
+    for (config, raw_row), row in zip(_raw_rows_first(configs, store, splits, settings, raw, log), stored):
+        if raw_row is not None:
+            rows.append(raw_row)
+        if row is not None:
+            rows.append(row)
+            continue
+        lock = RunLock(config.run_dir)
+        if not lock.acquire():  # another command trains it: go on with the rest, take its score at the end
+            log(f"{config.name}: being trained by {lock.holder()}; going on with the other runs")
+            held.append((len(rows), config))
+            continue
+        try:
+            if rundir.is_complete(config.run_dir):
+                _check_run_dir(config)
+            else:
+                position = todo.index(config) + 1
+                left = (time.time() - start) / trained * (len(todo) - position + 1) / 60 if trained else None
+                eta = f", about {left:.0f} min left" if left is not None else ""
+                log(f"[{position}/{len(todo)}] {config.name}: {config.steps} steps{eta}")
+                keras.backend.clear_session()
+                train(config, verbose=2, log=log)
+                trained += 1
+            rows.append(_score_finished_run(config, store, splits.get(config), settings, log=log))
+        finally:
+            lock.release()
+        if on_row:
+            on_row(rows)
+    for position, config in reversed(held):
+        rows.insert(position, _wait_for(config, store, splits, settings, log))
+    if held and on_row:
+        on_row(rows)
+    return rows
+
+
+def _wait_for(config, store, splits, settings, log):
+    """The row of a run another command held: wait for its lock, then take its stored score (or finish it)."""
+    lock = RunLock(config.run_dir)
+    log(f"{config.name}: waiting for {lock.holder()} to finish it")
+    lock.acquire(blocking=True)
+    try:
+        row = store.lookup(config, settings, execution=planned_execution(config))
+        if row is not None:
+            return row
+        if not rundir.is_complete(config.run_dir):  # its trainer died: finish it here (it resumes from its backup)
+            keras.backend.clear_session()
+            train(config, verbose=2, log=log)
+        return _score_finished_run(config, store, splits.get(config), settings, log=log)
+    finally:
+        lock.release()
+
+
+def score_runs(run_dirs, scores_dir, kmeans_inits=100, probe_epochs=30, tsne=False, raw=True, log=print):
+    """Probe finished run directories (and the raw data of each data set); returns the rows."""
+    if not run_dirs:
+        raise UsageError("no trained runs found; train one with `python train.py` or pass --runs PATH")
+    configs = []
+    for run_dir in run_dirs:
+        if not os.path.isfile(os.path.join(run_dir, "config.json")):
+            raise UsageError(f"{run_dir} is not a run directory (no config.json)")
+        if not rundir.is_complete(run_dir):
+            raise UsageError(
+                f"run {run_dir} has no exported encoder (unfinished?); finish it by running its train.py command again"
+            )
+        config = RunConfig.load(run_dir)
+        config.out, config.name = os.path.dirname(run_dir) or ".", os.path.basename(os.path.normpath(run_dir))
+        configs.append(config)
+    store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs)
+    splits, rows = scoring.SplitCache(), []
+    for config, raw_row in _raw_rows_first(configs, store, splits, settings, raw, log):
+        if raw_row is not None:
+            rows.append(raw_row)
+        rows.append(_score_finished_run(config, store, splits.get(config), settings, tsne, log))
+    return rows

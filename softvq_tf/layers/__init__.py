@@ -1,0 +1,32 @@
+"""The bottleneck layers, the codebook upkeep and the codebook metrics: Keras layers you can use in any model.
+
+Importing this package loads TensorFlow and Keras only; nothing of training or
+experiments.
+"""
+
+from softvq_tf.layers.bottlenecks import (
+    Bottleneck,
+    GaussianBottleneck,
+    IdentityBottleneck,
+    InformationDropout,
+    SoftVectorQuantizer,
+    VectorQuantizer,
+    make_bottleneck,
+)
+from softvq_tf.layers.codebook import CodebookUpkeep
+from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse, most_probable_one_hot
+
+__all__ = [
+    "PACKAGE",
+    "Bottleneck",
+    "CodebookPerplexity",
+    "CodebookUpkeep",
+    "CodewordsInUse",
+    "GaussianBottleneck",
+    "IdentityBottleneck",
+    "InformationDropout",
+    "SoftVectorQuantizer",
+    "VectorQuantizer",
+    "make_bottleneck",
+    "most_probable_one_hot",
+]

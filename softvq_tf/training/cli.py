@@ -1,0 +1,80 @@
+"""Command-line front end of ``train.py``: flags -> RunConfig -> ``training.train``."""
+
+import os
+import sys
+import typing
+
+from softvq_tf.training.config import FIELDS, epoch_length, resolve_config
+from softvq_tf.training.errors import ArgumentParser, run_cli
+
+
+def train_parser():
+    """The ``train.py`` / ``softvq-train`` parser: one flag per ``RunConfig`` setting that has one, plus the
+    run's manners.
+    """
+    p = ArgumentParser(
+        description="Train an autoencoder with one of six bottlenecks; defaults come from the paper's "
+        "preset for --dataset.",
+    )
+    for name, field in FIELDS.items():
+        meta = field.metadata
+        if not meta.get("flag"):
+            continue
+        help_text = meta["help"] + (f" ({', '.join(meta['applies_to'])})" if meta.get("applies_to") else "")
+        kwargs = dict(dest=name, help=help_text)
+        if name in ("dataset", "bottleneck"):
+            kwargs["default"] = field.default
+        if meta.get("action"):
+            kwargs.update(action=meta["action"], default=None)
+        else:
+            kind = next((t for t in typing.get_args(field.type) if t is not type(None)), field.type)
+            kwargs["type"] = kind
+            if meta.get("rule") is not None and meta["rule"].choices and name not in ("dataset", "bottleneck"):
+                kwargs["choices"] = meta["rule"].choices
+        p.add_argument(meta["flag"], **kwargs)
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the resolved settings and the run directory, then exit"
+    )
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
+    return p
+
+
+def main(argv=None):
+    args = vars(train_parser().parse_args(argv))
+    quiet, dry_run, verbose = args.pop("quiet"), args.pop("dry_run"), args.pop("verbose")
+    config = resolve_config(args.pop("dataset"), args.pop("bottleneck"), **args)
+    from softvq_tf.training.data import load_splits, needs_tensorflow
+    from softvq_tf.training.runtime import start_tensorflow
+
+    # Everything that can be checked is checked before TensorFlow loads. TFDS
+    # itself needs TensorFlow, so that source loads it first (a dry run skips it).
+    from_tfds = needs_tensorflow(config.dataset, config.data_dir)
+    start = lambda: start_tensorflow(verbose, create_devices=config.distribute != "multi_worker")  # noqa: E731
+    splits = None
+    if not (dry_run and from_tfds):
+        if from_tfds:
+            start()
+        splits = load_splits(config.dataset, config.data_dir, config.validation_split)
+    steps_per_epoch = epoch_length(config, len(splits.x_train)) if splits else None
+    print("settings:", ", ".join(f"{k}={v}" for k, v in sorted(vars(config).items())), flush=True)
+    if dry_run:
+        schedule = f", {config.steps // steps_per_epoch} epochs of {steps_per_epoch} steps" if steps_per_epoch else ""
+        print(f"run directory: {config.run_dir}{schedule} (dry run: nothing trained)")
+        return 0
+    if not from_tfds:
+        start()
+    from softvq_tf.training.fit import train
+
+    run_dir = train(config, verbose=2 if quiet else 1, splits=splits).run_dir
+    print(f"done: {run_dir} (encoder SavedModel in {os.path.join(run_dir, 'encoder')})")
+    return 0
+
+
+def run():
+    """Console-script entry point."""
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    run()
