@@ -128,11 +128,15 @@ def _score_finished_run(config, store, data, settings, tsne=False, log=print):
     return row
 
 
-def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, on_row=None, log=print):
+def run_plan(
+    configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, on_row=None, log=print, train_missing=True
+):
     """Train and score every config not scored yet; returns the rows (raw data first per data set).
 
     ``on_row(rows)`` is called with the rows so far after each newly scored
-    run, so a caller can rewrite its tables as results come in.
+    run, so a caller can rewrite its tables as results come in. With
+    ``train_missing=False`` only the stored scores are used (a table of the
+    runs finished so far).
     """
     store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs)
     splits, rows = scoring.SplitCache(), []
@@ -145,6 +149,8 @@ def run_plan(configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, o
             rows.append(raw_row)
         if row is not None:
             rows.append(row)
+            continue
+        if not train_missing:
             continue
         lock = RunLock(config.run_dir)
         if not lock.acquire():  # another command trains it: go on with the rest, take its score at the end

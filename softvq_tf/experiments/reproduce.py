@@ -85,6 +85,10 @@ def main(argv=None):
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--runs-dir", default="runs/reproduce", help="where the runs go (default runs/reproduce)")
     p.add_argument("--results-dir", default="results", help="where the tables and per-run scores go (default results/)")
+    p.add_argument("--output", help="path stem of the table files (default RESULTS_DIR/DATASET)")
+    p.add_argument(
+        "--from-store", action="store_true", help="train nothing: write the tables from the scores stored so far"
+    )
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     from softvq_tf.training.config import parse_settings
@@ -119,7 +123,7 @@ def main(argv=None):
     from softvq_tf.experiments import tables
     from softvq_tf.experiments.plan import run_plan
 
-    stem = os.path.join(args.results_dir, args.dataset)
+    stem = args.output or os.path.join(args.results_dir, args.dataset)
     header = (
         f"# {args.dataset}: downstream probes of the six bottlenecks\n\n"
         f"{tables.command_line('softvq-reproduce', argv)}\n\n"
@@ -129,14 +133,19 @@ def main(argv=None):
     )
 
     def write(rows):
-        os.makedirs(args.results_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
         table = tables.summarize(rows)
         tables.write_tables(table, rows, stem, header)
         save_metrics_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
         return table
 
     rows = run_plan(
-        configs, os.path.join(args.results_dir, "scores"), args.kmeans_inits, args.probe_epochs, on_row=write
+        configs,
+        os.path.join(args.results_dir, "scores"),
+        args.kmeans_inits,
+        args.probe_epochs,
+        on_row=write,
+        train_missing=not args.from_store,
     )
     table = write(rows)
     print(tables.to_markdown(table, tables.common_variant(rows)))
