@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_script
 
 from softvq_tf.training.backup import backups
+from softvq_tf.training.fit import COLLECTIVE_TIMEOUT_SECONDS
 
 # Every test here trains in subprocesses or across processes: minutes in all.
 pytestmark = pytest.mark.slow
@@ -48,53 +50,78 @@ def _free_ports(n):
     return ports
 
 
-def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+def _start_workers(tmp_path, name, ports):
+    """Two workers on 127.0.0.1 training run ``name``: the same command, each with its TF_CONFIG."""
+    workers = [f"127.0.0.1:{p}" for p in ports]
     procs = []
-    start = time.time()
-    try:
-        for index in range(2):
-            env = {
-                **os.environ,
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
-            }
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        *DIGITS,
-                        "--distribute",
-                        "multi_worker",
-                        "--steps",
-                        "20",
-                        "--epoch-steps",
-                        "10",
-                        "--out",
-                        str(tmp_path / "runs"),
-                        "--name",
-                        "mw",
-                    ],
-                    cwd=REPO,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
+    for index in range(2):
+        task = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(task)}
+        command = [*DIGITS, "--distribute", "multi_worker", "--steps", "60", "--epoch-steps", "10"]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *command, "--out", str(tmp_path / "runs"), "--name", name],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-        outputs = [p.communicate(timeout=240)[0] for p in procs]
+        )
+    return procs
+
+
+def _finish(procs, timeout=300):
+    try:
+        return [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def _digests(outputs):
+    return [line.split()[-1] for out, _ in outputs for line in out.splitlines() if "final weights sha256" in line]
+
+
+def test_two_workers_train_in_sync_and_a_killed_job_resumes_identical(tmp_path):
+    """Uninterrupted: both workers end identical and only the chief writes. Then a second run loses worker 1
+    after two backups: worker 0 exits with one line; worker 0's newest backup is then removed (as if it had died
+    writing it), so the restarted workers must fall back together to the epoch both have; the run ends with the
+    uninterrupted digest, one export, and no worker folders left."""
+    start = time.time()
+    outputs = _finish(_start_workers(tmp_path, "u", _free_ports(2)))
     print(f"multi-worker wall time: {time.time() - start:.1f} s")
-    assert [p.returncode for p in procs] == [0, 0], outputs[1][-2000:] + outputs[0][-2000:]
-    digests = [line.split()[-1] for out in outputs for line in out.splitlines() if "final weights sha256" in line]
-    assert len(digests) == 2 and digests[0] == digests[1]
-    assert "2 replica(s)" in outputs[0]
-    assert os.listdir(tmp_path / "runs") == ["mw"]
-    assert (tmp_path / "runs" / "mw" / "encoder" / "saved_model.pb").exists()
+    assert all(err == "" for _, err in outputs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    reference = _digests(outputs)
+    assert len(reference) == 2 and reference[0] == reference[1]
+    assert "2 replica(s)" in outputs[0][0]
+    assert sorted(os.listdir(tmp_path / "runs")) == ["u"]
+    assert (tmp_path / "runs" / "u" / "encoder" / "saved_model.pb").exists()
+
+    run = tmp_path / "runs" / "r"
+    procs = _start_workers(tmp_path, "r", _free_ports(2))
+    try:
+        deadline = time.time() + 240
+        while not all(len(backups(str(run / "backup" / f"worker-{i}"))) >= 2 for i in range(2)):
+            assert time.time() < deadline and all(p.poll() is None for p in procs), "no backups appeared"
+            time.sleep(0.05)
+        procs[1].kill()
+        lost = time.time()
+        out, err = procs[0].communicate(timeout=COLLECTIVE_TIMEOUT_SECONDS + 60)
+        print(f"worker 0 exited {time.time() - lost:.1f} s after losing worker 1")
+        assert procs[0].returncode == 2 and err.count("\n") == 1 and "lost contact with another worker" in err, err
+    finally:
+        _finish(procs, timeout=10)
+    newest = backups(str(run / "backup" / "worker-0"))
+    shutil.rmtree(newest[0][1])  # worker 0 died writing it
+    agreed = backups(str(run / "backup" / "worker-0"))[0][0]
+    resumed = _finish(_start_workers(tmp_path, "r", _free_ports(2)))
+    assert all(f"at step {agreed * 10}" in out for out, _ in resumed), resumed[0][0][-2000:] + resumed[1][1][-2000:]
+    assert _digests(resumed) == reference
+    leftovers = [name for name in os.listdir(run) if name.startswith(".worker") or name == "backup"]
+    assert (run / "encoder" / "saved_model.pb").exists() and not leftovers, leftovers
 
 
 @pytest.mark.parametrize("bottleneck", ["soft_vq", "vae"])  # vae: the sampling noise's seed state must resume too

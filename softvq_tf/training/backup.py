@@ -17,6 +17,8 @@ import re
 import shutil
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from softvq_tf import compat
 from softvq_tf.training import rundir
@@ -93,14 +95,28 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.log = log
         self.restored_epoch = 0
 
-    def restore(self, model):
-        """Load the newest usable backup into ``model`` (built and compiled); returns its epoch (0: none).
+    def restore(self, model, epoch=None):
+        """Load a backup into ``model`` (built and compiled); returns its epoch (0: none, start at step 0).
 
-        Called before ``fit`` so that the data stream can start at the same
-        step as the weights; ``on_train_begin`` then only starts ``fit`` there.
+        ``epoch`` None: the newest usable backup (falling back past damaged
+        ones); else exactly that epoch's backup, as the workers agreed
+        (``agree_on_epoch``). Called before ``fit`` so that the data stream
+        can start at the same step as the weights; ``on_train_begin`` then
+        only starts ``fit`` there.
         """
         self.set_model(model)
-        self.restored_epoch, _ = newest_usable(self.backup_dir, self.log, load=self._load_weights)
+        if epoch is None:
+            self.restored_epoch, _ = newest_usable(self.backup_dir, self.log, load=self._load_weights)
+        elif epoch:
+            path = os.path.join(self.backup_dir, f"epoch-{epoch:06d}")
+            try:
+                self._load_weights(os.path.join(path, WEIGHTS))
+            except (OSError, ValueError, KeyError) as error:
+                raise TrainingError(
+                    f"cannot load the agreed backup {path} ({type(error).__name__}); delete the backups of every "
+                    "worker to train this run again from step 0"
+                ) from None
+            self.restored_epoch = epoch
         return self.restored_epoch
 
     def on_train_begin(self, logs=None):
@@ -123,3 +139,34 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             rundir.write_atomic(os.path.join(tmp, METADATA), metadata)
         for _, old in backups(self.backup_dir)[2:]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def agree_on_epoch(strategy, backup_dir, log=print):
+    """The newest epoch that every worker of ``strategy`` has a complete backup of (0: none, start at step 0).
+
+    Each worker offers the epochs of its two newest backups whose metadata
+    reads; the values are gathered over the workers (a collective, so every
+    worker calls this at the same point). A worker killed while writing has
+    its previous backup still, so the workers fall back together to an epoch
+    they all have. Backups that share no epoch are refused in one line.
+    """
+    mine = []
+    for epoch, path in backups(backup_dir)[:2]:
+        try:
+            if read_epoch(path) == epoch:
+                mine.append(epoch)
+        except (OSError, ValueError, KeyError) as error:
+            log(f"backup {path} is damaged ({type(error).__name__}); not offered")
+    offer = np.full([1, 2], -1, np.int64)
+    offer[0, : len(mine)] = mine
+    values = strategy.experimental_distribute_values_from_function(lambda context: tf.constant(offer))
+    everyone = [set(row) - {-1} for row in strategy.gather(values, axis=0).numpy().tolist()]
+    if not any(everyone):
+        return 0
+    common = set.intersection(*everyone)
+    if not common:
+        raise TrainingError(
+            f"the workers' backups share no epoch (this worker's, in {backup_dir}: {mine or 'none'}); restore the "
+            "missing backup folders, or delete the backups of every worker to train this run again from step 0"
+        )
+    return max(common)

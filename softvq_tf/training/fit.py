@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 
 import keras
@@ -27,7 +26,7 @@ from softvq_tf.layers import make_bottleneck
 from softvq_tf.models import Autoencoder, FusedAdam
 from softvq_tf.options import QUANTIZERS
 from softvq_tf.training import figures, rundir, runtime
-from softvq_tf.training.backup import AtomicBackupAndRestore
+from softvq_tf.training.backup import AtomicBackupAndRestore, agree_on_epoch
 from softvq_tf.training.config import RunConfig, epoch_length, identity_changes, layer_options
 from softvq_tf.training.data import load_splits, preprocess
 from softvq_tf.training.errors import TrainingError, UsageError
@@ -48,6 +47,9 @@ def set_op_determinism(enabled):
         compat.disable_op_determinism()
 
 
+COLLECTIVE_TIMEOUT_SECONDS = 600  # far above a step, XLA's first compile included
+
+
 def make_strategy(mode):
     """``auto``: MirroredStrategy over several GPUs, else the default strategy.
 
@@ -63,8 +65,11 @@ def make_strategy(mode):
             json.loads(os.environ["TF_CONFIG"])
         except ValueError:
             raise UsageError("TF_CONFIG is not valid JSON") from None
+        # A collective that waits longer than this for a peer fails, so a worker that loses its peer exits
+        # instead of hanging (on loopback a dead peer's closed socket ends it at once).
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
         with runtime.quietly():  # starts the runtime: its C++ start-up log, as in runtime.start_tensorflow
-            return tf.distribute.MultiWorkerMirroredStrategy()
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     if mode == "mirrored":
         if gpus:
@@ -331,8 +336,44 @@ def _train(config, strategy, xla, chief, verbose, log, splits):
     epochs = config.steps // steps_per_epoch
     if chief:
         _prepare_run_dir(config)
-    # Non-chief workers keep their backups out of the run directory.
-    work_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="softvq-worker-")
+    task = _task_name(strategy)
+    backup_dir = os.path.join(config.run_dir, "backup", *([task] if task else []))
+    # Every worker writes its outputs (calls into the model may need all workers' collectives); the others
+    # write into a folder of their own beside the chief's files, removed when they are done or restarted.
+    work_dir = config.run_dir if chief else os.path.join(config.run_dir, f".{task}")
+    if not chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        os.makedirs(work_dir)
+    try:
+        return _fit_and_write(
+            config,
+            strategy,
+            xla,
+            chief,
+            verbose,
+            log,
+            splits,
+            steps_per_epoch,
+            epochs,
+            backup_dir,
+            work_dir,
+            data_variance,
+        )
+    finally:
+        if not chief:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _task_name(strategy):
+    """``worker-N`` (or ``chief-0``) for a worker of a multi-worker job, None on one machine."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    multi = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy)
+    return f"{resolver.task_type}-{resolver.task_id}" if multi and resolver and resolver.task_type else None
+
+
+def _fit_and_write(
+    config, strategy, xla, chief, verbose, log, splits, steps_per_epoch, epochs, backup_dir, work_dir, data_variance
+):
     log(
         f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_eval)} test), "
         f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if xla else ''}, "
@@ -347,23 +388,32 @@ def _train(config, strategy, xla, chief, verbose, log, splits):
             jit_compile=xla,
         )
         model(tf.zeros([1, *config.image_shape]))  # build the weights so a backup can be restored into them
-        backup = AtomicBackupAndRestore(os.path.join(work_dir, "backup"), log=log)
-        done = backup.restore(model) * steps_per_epoch  # optimizer slots, if built here, are mirrored too
+        backup = AtomicBackupAndRestore(backup_dir, log=log)
+        agreed = agree_on_epoch(strategy, backup_dir, log) if _task_name(strategy) else None
+        done = backup.restore(model, agreed) * steps_per_epoch  # optimizer slots, if built here, are mirrored too
     nan_guard = NaNGuard()
     nan_guard.steps_per_epoch = steps_per_epoch
     if done:
-        log(f"resuming from the backup in {os.path.join(work_dir, 'backup')} at step {done}")
+        log(f"resuming from the backup in {backup_dir} at step {done}")
     start = time.time()
     if not done and getattr(model.bottleneck, "needs_codebook_init", lambda: False)():
         _kmeans_init_codebook(model, splits.x_train, config, log)
-    model.fit(
-        make_dataset(splits.x_train, config, config.seed, start_step=done),
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=_callbacks(work_dir, chief, nan_guard, backup),
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-    )
+    try:
+        model.fit(
+            make_dataset(splits.x_train, config, config.seed, start_step=done),
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=_callbacks(work_dir, chief, nan_guard, backup),
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+        )
+    except PEER_LOST as error:
+        if not _task_name(strategy):
+            raise
+        raise TrainingError(
+            f"lost contact with another worker ({type(error).__name__}); start every worker again with the same "
+            f"command: each resumes from its backup in {os.path.dirname(backup_dir)}"
+        ) from None
     seconds = time.time() - start
     execution = execution_path(xla, strategy, config.steps_per_execution)
     if nan_guard.bad_step is not None:
@@ -375,13 +425,15 @@ def _train(config, strategy, xla, chief, verbose, log, splits):
     digest = weights_digest(model)
     log(f"final weights sha256: {digest}")
     history = read_epoch_log(os.path.join(work_dir, "epochs.csv"))
-    # Every worker writes (calls into the model may need all workers' collectives);
-    # non-chief workers write into their temporary directory, then drop it.
     _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, execution, work_dir)
-    if not chief:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    if chief and _task_name(strategy):
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(backup_dir))  # the workers' backup folders are gone once each finished
     return TrainResult(config.run_dir, model, strategy, history, digest, execution)
 
+
+# What a collective raises when a peer worker died or stopped answering.
+PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
 
 KMEANS_CODES_PER_CODEWORD = 16
 
