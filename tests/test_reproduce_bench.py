@@ -2,9 +2,11 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
-from conftest import assert_one_line_error, run_script
+from conftest import REPO, assert_one_line_error, run_script
 
 # Every test here trains in subprocesses or across processes: minutes in all.
 pytestmark = pytest.mark.slow
@@ -31,8 +33,17 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
         "--results-dir",
         str(tmp_path / "results"),
     ]
-    first = run_script(args)
-    assert first.returncode == 0 and first.stderr == "", first.stderr[-3000:]  # no TensorFlow start-up log
+    # Two reproductions at once on one runs folder share the work: each run is trained by exactly one of them,
+    # and both finish with the complete table.
+    both = [
+        subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=900) for p in both]
+    for p, (out, err) in zip(both, outputs):
+        assert p.returncode == 0 and err == "", err[-3000:]  # no TensorFlow start-up log either
+    trained = [line.split()[1].rstrip(":") for out, _ in outputs for line in out.splitlines() if line.startswith("[")]
+    assert sorted(trained) == sorted(set(trained)) and len(trained) == 8, trained
     table = json.load(open(tmp_path / "results" / "digits.json"))["table"]
     assert [row["model"] for row in table] == ["raw", "ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq"]
     assert [row["n"] for row in table] == [1, 2, 1, 1, 1, 1, 2]
