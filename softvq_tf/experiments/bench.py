@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from softvq_tf.experiments.tables import command_line
-from softvq_tf.training.errors import ArgumentParser, UsageError, run_cli
+from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
@@ -382,9 +382,7 @@ def report(rows, peaks, timings, args, argv, tf_version):
     return "\n".join(lines) + "\n"
 
 
-def run():
-    """Console-script entry point."""
-    sys.exit(run_cli(main))
+run = console_entry(main)  # the softvq-* console script
 
 
 if __name__ == "__main__":

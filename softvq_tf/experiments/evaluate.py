@@ -1,9 +1,8 @@
 """Probe every trained run and print the paper-style table: ``python evaluate.py``."""
 
 import os
-import sys
 
-from softvq_tf.training.errors import ArgumentParser, run_cli
+from softvq_tf.training.errors import ArgumentParser, console_entry
 
 
 def main(argv=None):
@@ -58,9 +57,7 @@ def main(argv=None):
     return 0
 
 
-def run():
-    """Console-script entry point."""
-    sys.exit(run_cli(main))
+run = console_entry(main)  # the softvq-* console script
 
 
 if __name__ == "__main__":

@@ -11,10 +11,9 @@ machine or another, without retraining what was scored.
 """
 
 import os
-import sys
 
 from softvq_tf.training.config import DATASETS
-from softvq_tf.training.errors import ArgumentParser, run_cli
+from softvq_tf.training.errors import ArgumentParser, console_entry
 
 
 def plan_runs(dataset, seeds, key_seeds, settings):
@@ -153,9 +152,7 @@ def main(argv=None):
     return 0
 
 
-def run():
-    """Console-script entry point."""
-    sys.exit(run_cli(main))
+run = console_entry(main)  # the softvq-* console script
 
 
 if __name__ == "__main__":

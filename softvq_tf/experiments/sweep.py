@@ -16,11 +16,10 @@ the validation scores and each run's final training losses.
 
 import json
 import os
-import sys
 import time
 
 from softvq_tf.training.config import DATASETS
-from softvq_tf.training.errors import ArgumentParser, UsageError, run_cli
+from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
 
 
 def parse_variant(text):
@@ -156,9 +155,7 @@ def main(argv=None):
     return 0
 
 
-def run():
-    """Console-script entry point."""
-    sys.exit(run_cli(main))
+run = console_entry(main)  # the softvq-* console script
 
 
 if __name__ == "__main__":

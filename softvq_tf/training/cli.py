@@ -1,11 +1,10 @@
 """Command-line front end of ``train.py``: flags -> RunConfig -> ``training.train``."""
 
 import os
-import sys
 import typing
 
 from softvq_tf.training.config import FIELDS, epoch_length, resolve_config
-from softvq_tf.training.errors import ArgumentParser, run_cli
+from softvq_tf.training.errors import ArgumentParser, console_entry
 
 
 def train_parser():
@@ -71,9 +70,7 @@ def main(argv=None):
     return 0
 
 
-def run():
-    """Console-script entry point."""
-    sys.exit(run_cli(main))
+run = console_entry(main)  # the softvq-* console script
 
 
 if __name__ == "__main__":

@@ -43,3 +43,12 @@ def run_cli(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def console_entry(main):
+    """The console-script entry point of a command's ``main``: exits with ``run_cli(main)``'s status."""
+
+    def run():
+        sys.exit(run_cli(main))
+
+    return run
