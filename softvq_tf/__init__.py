@@ -26,6 +26,7 @@ _PUBLIC = {
         "InformationDropout",
         "VectorQuantizer",
         "SoftVectorQuantizer",
+        "FiniteScalarQuantizer",
         "make_bottleneck",
         "CodebookUpkeep",
         "CodebookPerplexity",

@@ -11,6 +11,9 @@ import dataclasses
 # The six bottlenecks of the paper, in its tables' order.
 BOTTLENECKS = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
 QUANTIZERS = ("vq", "soft_vq")
+# Quantizers published after the paper: offered beside its six, not part of its tables.
+MODERN_BOTTLENECKS = ("fsq",)
+GRADIENT_ESTIMATORS = ("straight_through", "rotation")
 # The soft quantizer's weights: the notebooks' "+ s_k" or the textbook Gaussian "- d s_k".
 LIKELIHOODS = ("original", "gaussian")
 NETWORKS = ("mlp", "cnn")
@@ -66,6 +69,11 @@ LAYER_RULES = {
     "ema_epsilon": above(0),
     "dead_code_steps": at_least(1),
     "alpha_max": above(0),
+    "gradient_estimator": one_of(GRADIENT_ESTIMATORS),
+    "levels": Rule(
+        "a sequence of at least one integer >= 2",
+        lambda v: len(v) >= 1 and all(int(x) == x and x >= 2 for x in v),
+    ),
 }
 
 

@@ -6,12 +6,14 @@ experiments.
 
 from softvq_tf.layers.bottlenecks import (
     Bottleneck,
+    FiniteScalarQuantizer,
     GaussianBottleneck,
     IdentityBottleneck,
     InformationDropout,
     SoftVectorQuantizer,
     VectorQuantizer,
     make_bottleneck,
+    rotate_to,
 )
 from softvq_tf.layers.codebook import CodebookUpkeep
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse, most_probable_one_hot
@@ -19,6 +21,7 @@ from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse
 __all__ = [
     "PACKAGE",
     "Bottleneck",
+    "FiniteScalarQuantizer",
     "CodebookPerplexity",
     "CodebookUpkeep",
     "CodewordsInUse",
@@ -28,5 +31,6 @@ __all__ = [
     "SoftVectorQuantizer",
     "VectorQuantizer",
     "make_bottleneck",
+    "rotate_to",
     "most_probable_one_hot",
 ]

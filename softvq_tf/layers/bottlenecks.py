@@ -10,11 +10,12 @@ whole epoch and, under ``tf.distribute``, over every replica.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from softvq_tf.layers.codebook import CodebookUpkeep
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse
-from softvq_tf.options import BOTTLENECKS, check_layer_options
+from softvq_tf.options import BOTTLENECKS, MODERN_BOTTLENECKS, check_layer_options
 
 
 def _mean_squared_error(a, b):
@@ -325,7 +326,10 @@ class _Quantizer(Bottleneck):
         self.codewords_in_use.update_state(probs)
         if training and self.maintains_codebook:
             self.upkeep.record(z_e, probs)
-        # Straight-through estimator: forward value z_q, gradient copied to z_e.
+        return self._decoder_input(z_e, z_q)
+
+    def _decoder_input(self, z_e, z_q):
+        """Straight-through estimator: forward value ``z_q``, the decoder's gradient copied to ``z_e``."""
         return z_e + tf.stop_gradient(z_q - z_e)
 
     def get_config(self):
@@ -346,18 +350,56 @@ class _Quantizer(Bottleneck):
 class VectorQuantizer(_Quantizer):
     """Hard VQ-VAE bottleneck (van den Oord et al. 2017): nearest codeword ``e_k*``, ``k* = argmin_k ||z_e - e_k||^2``.
 
-    Args: those of the shared quantizer (``num_codewords``, ``commitment``,
-    ``vq_weight``, ``codebook_initializer``, the remedies ``ema_decay``,
-    ``ema_epsilon``, ``kmeans_init``, ``dead_code_steps``, and ``seed``).
+    Args:
+        gradient_estimator: how the decoder's gradient reaches ``z_e``:
+            ``"straight_through"`` copies it (the paper's); ``"rotation"`` is the
+            rotation trick (Fifty et al. 2024): the decoder input is
+            ``sg(lambda R) z_e`` with ``R`` the rotation that takes ``z_e``'s
+            direction to ``z_q``'s (Householder form) and ``lambda =
+            ||z_q|| / ||z_e||``, so its value is ``z_q`` and the gradient to
+            ``z_e`` is ``lambda R^T g``.
+        **kwargs: those of the shared quantizer (``num_codewords``,
+            ``commitment``, ``vq_weight``, ``codebook_initializer``, the remedies
+            ``ema_decay``, ``ema_epsilon``, ``kmeans_init``, ``dead_code_steps``, ``seed``).
 
-    Input ``z_e [B, d]`` (no head); output the nearest codeword ``[B, d]``
-    with the straight-through gradient.
+    Input ``z_e [B, d]`` (no head); output the nearest codeword ``[B, d]``.
     """
+
+    def __init__(self, num_codewords, gradient_estimator="straight_through", **kwargs):
+        super().__init__(num_codewords, **kwargs)
+        check_layer_options(gradient_estimator=gradient_estimator)
+        self.gradient_estimator = gradient_estimator
 
     def _quantize(self, z_e, head, training):
         indices = self.nearest_codeword_indices(z_e)  # [B]
         z_q = tf.gather(tf.transpose(tf.cast(self.codebook, tf.float32)), indices)  # [B, d]
         return z_q, tf.one_hot(indices, self.num_codewords, dtype=z_q.dtype)
+
+    def _decoder_input(self, z_e, z_q):
+        if self.gradient_estimator == "straight_through":
+            return super()._decoder_input(z_e, z_q)
+        return rotate_to(z_e, z_q)
+
+    def get_config(self):
+        return {**super().get_config(), "gradient_estimator": self.gradient_estimator}
+
+
+def rotate_to(e, q, eps=1e-12):
+    """The rotation trick's decoder input: ``sg(lambda R) e``, equal to ``q`` in value (rows of ``[B, d]``).
+
+    ``u = e / ||e||``, ``v = q / ||q||``, ``w = (u + v) / ||u + v||``; then
+    ``R e = e - 2 (e.w) w + 2 (e.u) v`` (Fifty et al. 2024, eq. 4, in the
+    efficient form), with ``u``, ``v``, ``w`` and ``lambda = ||q|| / ||e||``
+    held constant, so the gradient to ``e`` is ``lambda R^T g``.
+    """
+    e_norm = tf.norm(e, axis=-1, keepdims=True)
+    q_norm = tf.norm(q, axis=-1, keepdims=True)
+    u = tf.stop_gradient(e / tf.maximum(e_norm, eps))
+    v = tf.stop_gradient(q / tf.maximum(q_norm, eps))
+    w = tf.stop_gradient(tf.math.l2_normalize(u + v, axis=-1, epsilon=eps))
+    dot = lambda a, b: tf.reduce_sum(a * b, axis=-1, keepdims=True)  # noqa: E731
+    rotated = e - 2.0 * dot(e, w) * w + 2.0 * dot(e, u) * v
+    return rotated * tf.stop_gradient(q_norm / tf.maximum(e_norm, eps))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -430,6 +472,78 @@ class SoftVectorQuantizer(_Quantizer):
         return {**super().get_config(), "noise_std": self.noise_std, "likelihood": self.likelihood}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FiniteScalarQuantizer(Bottleneck):
+    """Finite scalar quantization (Mentzer et al., ICLR 2024): an implicit codebook of ``prod(levels)`` codes.
+
+    ``z_e [B, d]`` is projected to ``len(levels)`` dimensions; dimension ``i``
+    is bounded to ``L_i`` levels, ``tanh(z + shift) * h - offset`` with
+    ``h = (L_i - 1)(1 - 1e-3) / 2``, ``offset = 0.5`` for even ``L_i`` (else 0)
+    and ``shift = tan(offset / h)`` as in the paper's appendix A.1, then
+    rounded with a straight-through gradient and scaled to ``[-1, 1]``; a
+    second projection maps it back to ``d`` dimensions for the decoder. No
+    auxiliary loss. Perplexity and codewords in use are over the implicit codebook.
+
+    Args:
+        levels: the number of levels per dimension, e.g. ``(8, 4, 4)`` for 128 codes.
+        seed: seed of the projections' Glorot-uniform initialisation.
+
+    Input ``z_e [B, d]`` (no head); output ``[B, d]``.
+    """
+
+    def __init__(self, levels=(8, 4, 4), **kwargs):
+        super().__init__(**kwargs)
+        check_layer_options(levels=levels)
+        self.levels = tuple(int(level) for level in levels)
+        self.num_codewords = int(np.prod(self.levels))
+        self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
+        self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
+
+    def build(self, z_e_shape):
+        d, n = int(z_e_shape[-1]), len(self.levels)
+        init = lambda i: keras.initializers.GlorotUniform(None if self.seed is None else self.seed + i)  # noqa: E731
+        self.project_in = self.add_weight(shape=(d, n), initializer=init(0), name="project_in")
+        self.bias_in = self.add_weight(shape=(n,), initializer="zeros", name="bias_in")
+        self.project_out = self.add_weight(shape=(n, d), initializer=init(1), name="project_out")
+        self.bias_out = self.add_weight(shape=(d,), initializer="zeros", name="bias_out")
+
+    def bound(self, z):
+        """Each dimension squashed into its ``L_i`` levels' range, ``[B, n]``."""
+        levels = np.asarray(self.levels, np.float64)
+        half = (levels - 1.0) * (1.0 - 1e-3) / 2.0
+        offset = np.where(levels % 2 == 0, 0.5, 0.0)
+        shift = np.tan(offset / half)
+        as_constant = lambda a: tf.constant(a.astype(np.float32))  # noqa: E731
+        return tf.tanh(z + as_constant(shift)) * as_constant(half) - as_constant(offset)
+
+    def round_to_levels(self, z):
+        """The nearest level of each bounded dimension, scaled to ``[-1, 1]``, with a straight-through gradient."""
+        bounded = self.bound(z)
+        rounded = bounded + tf.stop_gradient(tf.round(bounded) - bounded)
+        return rounded / self._half_width()
+
+    def _half_width(self):
+        return tf.constant([float(level // 2) for level in self.levels], tf.float32)
+
+    def code_indices(self, codes):
+        """The implicit codebook index of quantized ``codes [B, n]`` (a bijection onto ``[0, prod(levels))``)."""
+        half_width = self._half_width()
+        digits = tf.cast(tf.round(codes * half_width + half_width), tf.int64)
+        basis = tf.constant(np.cumprod((1,) + self.levels[:-1]).astype(np.int64))
+        return tf.reduce_sum(digits * basis, axis=-1)
+
+    def call(self, z_e, head=None, training=None):
+        z_e = tf.cast(z_e, tf.float32)
+        codes = self.round_to_levels(tf.matmul(z_e, self.project_in) + self.bias_in)  # [B, n]
+        probs = tf.one_hot(self.code_indices(codes), self.num_codewords)  # [B, prod(levels)]
+        self.perplexity.update_state(probs)
+        self.codewords_in_use.update_state(probs)
+        return tf.matmul(codes, self.project_out) + self.bias_out
+
+    def get_config(self):
+        return {**super().get_config(), "levels": list(self.levels)}
+
+
 def make_bottleneck(
     name,
     *,
@@ -442,6 +556,8 @@ def make_bottleneck(
     ema_decay=None,
     kmeans_init=None,
     dead_code_steps=None,
+    gradient_estimator=None,
+    fsq_levels=None,
     seed=None,
 ):
     """Build the bottleneck layer called ``name``; settings left None keep the layer's default.
@@ -452,6 +568,8 @@ def make_bottleneck(
             dead_code_steps: quantizer settings (vq, soft_vq).
         kl_weight: the KL weight (vae, beta_vae).
         noise_std, likelihood: soft_vq settings.
+        gradient_estimator: vq's estimator of the decoder's gradient.
+        fsq_levels: FSQ's levels, a sequence or text such as ``"8,4,4"`` (fsq).
         seed: the layer's seed.
 
     Returns:
@@ -469,9 +587,12 @@ def make_bottleneck(
     if name == "info_dropout":
         return InformationDropout(seed=seed, name="bottleneck")
     if name == "vq":
-        return VectorQuantizer(
-            num_codewords, **given(commitment=commitment, vq_weight=vq_weight), **remedies, seed=seed, name="bottleneck"
-        )
+        settings = given(commitment=commitment, vq_weight=vq_weight, gradient_estimator=gradient_estimator)
+        return VectorQuantizer(num_codewords, **settings, **remedies, seed=seed, name="bottleneck")
+    if name == "fsq":
+        if isinstance(fsq_levels, str):
+            fsq_levels = [int(level) for level in fsq_levels.split(",")]
+        return FiniteScalarQuantizer(**given(levels=fsq_levels), seed=seed, name="bottleneck")
     if name == "soft_vq":
         return SoftVectorQuantizer(
             num_codewords,
@@ -480,4 +601,4 @@ def make_bottleneck(
             seed=seed,
             name="bottleneck",
         )
-    raise ValueError(f"unknown bottleneck {name!r}; choose one of {', '.join(BOTTLENECKS)}")
+    raise ValueError(f"unknown bottleneck {name!r}; choose one of {', '.join(BOTTLENECKS + MODERN_BOTTLENECKS)}")

@@ -19,7 +19,7 @@ import typing
 from typing import Optional
 
 from softvq_tf import options
-from softvq_tf.options import BOTTLENECKS, LAYER_RULES, NETWORKS, QUANTIZERS
+from softvq_tf.options import BOTTLENECKS, LAYER_RULES, MODERN_BOTTLENECKS, NETWORKS, QUANTIZERS
 from softvq_tf.training.errors import UsageError
 
 
@@ -97,11 +97,18 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # remedy is left out of a run's identity, so runs without remedies keep the
 # identity they had before the remedies existed.
 REMEDIES = ("ema_decay", "kmeans_init", "dead_code_steps")
+# Every setting added after runs were first stored: while unset (None) it stays out of a run's identity.
+ADDED_SETTINGS = (*REMEDIES, "gradient_estimator", "fsq_levels")
 
 # Version of the training recipe, part of every run's identity: a change of
 # what a run computes under the same settings gets a new number, so a stored
 # run or score of another recipe is never reused.
 RECIPE = 2
+
+
+def _is_levels(text):
+    parts = str(text).split(",")
+    return all(p.strip().isdigit() and int(p) >= 2 for p in parts)
 
 
 def setting(default=None, flag=None, help=None, rule=None, applies_to=None, layer_option=False, action=None):
@@ -128,7 +135,10 @@ class RunConfig:
         "digits", "--dataset", f"one of {', '.join(DATASETS)} (default: digits, bundled)", options.one_of(DATASETS)
     )
     bottleneck: str = setting(
-        "soft_vq", "--bottleneck", f"one of {', '.join(BOTTLENECKS)} (default: soft_vq)", options.one_of(BOTTLENECKS)
+        "soft_vq",
+        "--bottleneck",
+        f"one of the paper's {', '.join(BOTTLENECKS)}, or the later {', '.join(MODERN_BOTTLENECKS)} (default: soft_vq)",
+        options.one_of(BOTTLENECKS + MODERN_BOTTLENECKS),
     )
     data_dir: Optional[str] = setting(
         None, "--data-dir", "folder with the data set's standard files instead of TensorFlow Datasets"
@@ -190,6 +200,22 @@ class RunConfig:
         "move a codeword nobody used for this many steps onto a random code of the batch",
         LAYER_RULES["dead_code_steps"],
         QUANTIZERS,
+        True,
+    )
+    gradient_estimator: Optional[str] = setting(
+        None,
+        "--gradient-estimator",
+        "how the decoder's gradient reaches z_e: straight_through (the paper's) or rotation (the rotation trick)",
+        LAYER_RULES["gradient_estimator"],
+        ("vq",),
+        True,
+    )
+    fsq_levels: Optional[str] = setting(
+        None,
+        "--fsq-levels",
+        "levels per FSQ dimension, e.g. 8,4,4 (128 codes, the default)",
+        options.Rule("comma-separated integers >= 2, e.g. 8,4,4", _is_levels),
+        ("fsq",),
         True,
     )
     reconstruction_scale: float = setting(1.0)
@@ -302,7 +328,7 @@ def run_identity(config):
     and labelled together; runs with different identities never are.
     """
     fields = json.loads(config.to_json())
-    return {k: v for k, v in fields.items() if k not in EXECUTION_FIELDS and not (k in REMEDIES and v is None)}
+    return {k: v for k, v in fields.items() if k not in EXECUTION_FIELDS and not (k in ADDED_SETTINGS and v is None)}
 
 
 def identity_key(config):
@@ -351,8 +377,10 @@ def default_run_name(c):
             continue  # already in the name
         if field == "precision":
             parts.append("bf16" if value == "mixed_bfloat16" else value)
-        elif field == "likelihood":
+        elif field in ("likelihood", "gradient_estimator"):
             parts.append(str(value))
+        elif field == "fsq_levels":
+            parts.append("levels" + str(value).replace(",", "x"))
         elif field == "kmeans_init":
             parts.append("kmeans")
         else:
@@ -435,8 +463,9 @@ def _fill(dataset, bottleneck, flags):
     """The preset of ``dataset`` for ``bottleneck`` with ``flags`` applied (not yet named or validated)."""
     if dataset not in PRESETS:
         raise UsageError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    if bottleneck not in BOTTLENECKS:
-        raise UsageError(f"unknown bottleneck {bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
+    if bottleneck not in BOTTLENECKS + MODERN_BOTTLENECKS:
+        known = ", ".join(BOTTLENECKS + MODERN_BOTTLENECKS)
+        raise UsageError(f"unknown bottleneck {bottleneck!r}; choose one of {known}")
     p = PRESETS[dataset]
     defaults = dict(
         network=p.network,
@@ -447,6 +476,7 @@ def _fill(dataset, bottleneck, flags):
         commitment=p.vq_commitment,
         vq_weight=p.vq_weight,
         noise_std=0.0,
+        fsq_levels="8,4,4",
         likelihood="original",
         # The VAE family and information dropout weigh the reconstruction by the
         # input size so that their regularisers keep the paper's weights.
