@@ -51,7 +51,7 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
     for suffix in (".md", ".csv", ".png"):
         assert (tmp_path / "results" / f"digits{suffix}").stat().st_size > 0
     assert "Command: `softvq-reproduce" in (tmp_path / "results" / "digits.md").read_text()
-    scores = sorted(p.name for p in (tmp_path / "results" / "scores" / "digits").iterdir())
+    scores = sorted(p.name for p in (tmp_path / "results" / "scores" / "digits").glob("*.json"))
     assert len(scores) == 9 and "raw.json" in scores  # one file per run, and the raw data
     # Another machine: only the committed results/ travel; nothing is retrained, the table is the same.
     shutil.rmtree(tmp_path / "runs")

@@ -76,14 +76,24 @@ class ScoreStore:
         self._write(self.path(config), record)
 
     def raw_row(self, config, data, settings, log=print):
-        """The raw-pixel row of ``config``'s data set: stored, or probed now and stored."""
+        """The raw-pixel row of ``config``'s data set: stored, or probed now and stored.
+
+        Probed under a lock on the store's data-set folder, so two commands sharing a store probe it once
+        and both report the same row.
+        """
         identity = {"dataset": config.dataset, "validation_split": config.validation_split}
-        stored = self._read(self.raw_path(config))
-        if stored and reusable(stored, identity, None, settings):
-            return stored["row"]
-        row = scoring.score_raw(config, data, settings, log)
-        self._write(self.raw_path(config), {"identity": identity, "seed": None, "probe_settings": settings, "row": row})
-        return row
+        lock = RunLock(os.path.dirname(self.raw_path(config)))
+        lock.acquire(blocking=True)
+        try:
+            stored = self._read(self.raw_path(config))
+            if stored and reusable(stored, identity, None, settings):
+                return stored["row"]
+            row = scoring.score_raw(config, data, settings, log)
+            record = {"identity": identity, "seed": None, "probe_settings": settings, "row": row}
+            self._write(self.raw_path(config), record)
+            return row
+        finally:
+            lock.release()
 
     @staticmethod
     def _write(path, record):
