@@ -138,6 +138,21 @@ def _score_finished_run(config, store, data, settings, tsne=False, log=print):
     return row
 
 
+def _train_and_score(config, store, data, settings, log, announce=lambda: None):
+    """Finish ``config``'s run (train it, after ``announce()``, unless its folder is complete) and score it.
+
+    Returns ``(row, whether it was trained here)``. The caller holds the run's lock.
+    """
+    trained = not rundir.is_complete(config.run_dir)
+    if trained:
+        announce()
+        keras.backend.clear_session()
+        train(config, verbose=2, log=log)
+    else:
+        _check_run_dir(config)
+    return _score_finished_run(config, store, data, settings, log=log), trained
+
+
 def run_plan(
     configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, on_row=None, log=print, train_missing=True
 ):
@@ -167,18 +182,17 @@ def run_plan(
             log(f"{config.name}: being trained by {lock.holder()}; going on with the other runs")
             held.append((len(rows), config))
             continue
+
+        def announce(config=config):
+            position = todo.index(config) + 1
+            left = (time.time() - start) / trained * (len(todo) - position + 1) / 60 if trained else None
+            eta = f", about {left:.0f} min left" if left is not None else ""
+            log(f"[{position}/{len(todo)}] {config.name}: {config.steps} steps{eta}")
+
         try:
-            if rundir.is_complete(config.run_dir):
-                _check_run_dir(config)
-            else:
-                position = todo.index(config) + 1
-                left = (time.time() - start) / trained * (len(todo) - position + 1) / 60 if trained else None
-                eta = f", about {left:.0f} min left" if left is not None else ""
-                log(f"[{position}/{len(todo)}] {config.name}: {config.steps} steps{eta}")
-                keras.backend.clear_session()
-                train(config, verbose=2, log=log)
-                trained += 1
-            rows.append(_score_finished_run(config, store, splits.get(config), settings, log=log))
+            row, was_trained = _train_and_score(config, store, splits.get(config), settings, log, announce)
+            trained += was_trained
+            rows.append(row)
         finally:
             lock.release()
         if on_row:
@@ -199,10 +213,8 @@ def _wait_for(config, store, splits, settings, log):
         row = store.lookup(config, settings, execution=planned_execution(config))
         if row is not None:
             return row
-        if not rundir.is_complete(config.run_dir):  # its trainer died: finish it here (it resumes from its backup)
-            keras.backend.clear_session()
-            train(config, verbose=2, log=log)
-        return _score_finished_run(config, store, splits.get(config), settings, log=log)
+        # Its trainer died: finish it here (it resumes from its backup) and score it.
+        return _train_and_score(config, store, splits.get(config), settings, log)[0]
     finally:
         lock.release()
 
