@@ -27,6 +27,7 @@ _PUBLIC = {
         "VectorQuantizer",
         "SoftVectorQuantizer",
         "FiniteScalarQuantizer",
+        "StochasticVectorQuantizer",
         "make_bottleneck",
         "CodebookUpkeep",
         "CodebookPerplexity",

@@ -12,7 +12,9 @@ import dataclasses
 BOTTLENECKS = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
 QUANTIZERS = ("vq", "soft_vq")
 # Quantizers published after the paper: offered beside its six, not part of its tables.
-MODERN_BOTTLENECKS = ("fsq",)
+MODERN_BOTTLENECKS = ("fsq", "sqvae")
+# Everything with a codebook of K codewords (FSQ's codebook is implicit, its size set by its levels).
+CODEBOOK_BOTTLENECKS = (*QUANTIZERS, "sqvae")
 GRADIENT_ESTIMATORS = ("straight_through", "rotation")
 # The soft quantizer's weights: the notebooks' "+ s_k" or the textbook Gaussian "- d s_k".
 LIKELIHOODS = ("original", "gaussian")
@@ -70,6 +72,9 @@ LAYER_RULES = {
     "dead_code_steps": at_least(1),
     "alpha_max": above(0),
     "gradient_estimator": one_of(GRADIENT_ESTIMATORS),
+    "temperature_decay": at_least(0),
+    "temperature_init": above(0),
+    "temperature_min": at_least(0),
     "levels": Rule(
         "a sequence of at least one integer >= 2",
         lambda v: len(v) >= 1 and all(int(x) == x and x >= 2 for x in v),

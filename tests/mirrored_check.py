@@ -27,7 +27,7 @@ REMEDIES = {
     "vq_remedies": ("vq", dict(ema_decay=0.9, kmeans_init=True, dead_code_steps=3)),
     "soft_vq_remedies": ("soft_vq", dict(kmeans_init=True, dead_code_steps=3)),
 }
-for key in ("vq", "soft_vq", *REMEDIES):
+for key in ("vq", "soft_vq", "sqvae", *REMEDIES):
     bottleneck, remedies = REMEDIES.get(key, (key, {}))
     runs = {}
     for mode in ("default", "mirrored"):
@@ -56,6 +56,9 @@ for key in ("vq", "soft_vq", *REMEDIES):
             "codebook_in_sync": all((c == copies[0]).all() for c in copies),
             "codebook": copies[0].tolist(),
         }
+        if key == "sqvae":  # its state: the step count behind the temperature
+            steps = result.strategy.experimental_local_results(result.model.bottleneck.step.value)
+            runs[mode]["step_copies"] = [float(v.numpy()) for v in steps]
     report[key] = runs
 keras.backend.clear_session()
 try:

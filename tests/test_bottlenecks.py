@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from softvq_tf.layers.bottlenecks import (
-    BOTTLENECKS,
+from softvq_tf.layers import (
     CodebookPerplexity,
     CodewordsInUse,
     GaussianBottleneck,
@@ -15,6 +14,7 @@ from softvq_tf.layers.bottlenecks import (
     VectorQuantizer,
     make_bottleneck,
 )
+from softvq_tf.options import BOTTLENECKS
 
 B, D, K = 6, 4, 5
 

@@ -1,4 +1,4 @@
-"""Quantizers published after the paper: FSQ and the rotation trick, against small NumPy references."""
+"""Quantizers published after the paper: FSQ, the SQ-VAE and the rotation trick, against small NumPy references."""
 
 import itertools
 
@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from softvq_tf.layers import FiniteScalarQuantizer, VectorQuantizer, make_bottleneck, rotate_to
+from softvq_tf.layers import (
+    FiniteScalarQuantizer,
+    StochasticVectorQuantizer,
+    VectorQuantizer,
+    make_bottleneck,
+    rotate_to,
+)
 
 
 def _numpy_bound(z, levels):
@@ -101,8 +107,101 @@ def test_vq_with_rotation_trick_outputs_the_nearest_codeword_and_round_trips():
         VectorQuantizer(8, gradient_estimator="sideways")
 
 
+def _sqvae(**kwargs):
+    layer = StochasticVectorQuantizer(5, seed=0, **kwargs)
+    layer.build((None, 3))
+    return layer
+
+
+def _numpy_logits(layer, z):
+    codebook = layer.codebook.numpy().astype(np.float64)  # [d, K]
+    variance = 1.0 + np.exp(float(layer.log_variance.numpy()))
+    return -0.5 * ((z[:, :, None] - codebook[None]) ** 2).sum(axis=1) / variance, codebook, variance
+
+
+def test_sqvae_assignment_logits_and_latent_loss_match_numpy():
+    layer = _sqvae()
+    layer.log_variance.assign(0.3)
+    z = np.random.default_rng(5).normal(size=(7, 3))
+    logits, codebook, variance = _numpy_logits(layer, z)
+    np.testing.assert_allclose(layer.logits(tf.constant(z, tf.float32)).numpy(), logits, rtol=1e-5, atol=1e-5)
+    z_q = np.random.default_rng(6).normal(size=(7, 3))
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = np.mean((p * np.log(p)).sum(1) + ((z - z_q) ** 2).sum(1) / (2 * variance))
+    loss = layer.latent_loss(tf.constant(z, tf.float32), tf.constant(z_q, tf.float32), tf.constant(logits, tf.float32))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_sqvae_training_samples_codewords_with_the_posterior_probabilities():
+    """At a temperature near 0 the Gumbel-softmax sample is one-hot, drawn with p = softmax(logits) (Gumbel-max)."""
+    layer = _sqvae(temperature_decay=1e3)  # tau = exp(-1000 step): a hard sample from the first step
+    z = np.tile(np.array([[0.3, -0.2, 0.5]]), (20000, 1))
+    out = layer(tf.constant(z, tf.float32), training=True).numpy()
+    logits, codebook, _ = _numpy_logits(layer, z[:1])
+    p = np.exp(logits[0] - logits[0].max())
+    p /= p.sum()
+    chosen = np.argmin(((out[:, :, None] - codebook[None]) ** 2).sum(1), axis=1)
+    assert np.allclose(out, codebook.T[chosen], atol=1e-5)  # every sample is a codeword
+    frequencies = np.bincount(chosen, minlength=5) / len(z)
+    tolerance = 4 * np.sqrt(p * (1 - p) / len(z)) + 1e-3  # four binomial standard errors
+    assert np.all(np.abs(frequencies - p) <= tolerance), (frequencies, p)
+    assert p.max() < 0.9  # a real spread of probabilities, not one certain codeword
+
+
+def test_sqvae_anneals_its_temperature_per_step_and_is_deterministic_at_inference():
+    layer = _sqvae(temperature_decay=0.1)
+    z = tf.constant(np.random.default_rng(7).normal(size=(9, 3)), tf.float32)
+    for step in range(1, 4):
+        layer.temperature_metric.reset_state()
+        layer(z, training=True)
+        assert float(layer.step.numpy()) == step
+        np.testing.assert_allclose(float(layer.temperature_metric.result()), np.exp(-0.1 * step), rtol=1e-6)
+    first, second = layer(z, training=False).numpy(), layer(z, training=False).numpy()
+    assert float(layer.step.numpy()) == 3  # inference takes no step
+    logits, codebook, _ = _numpy_logits(layer, z.numpy().astype(np.float64))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, codebook.T[np.argmax(logits, axis=1)], atol=1e-6)  # the nearest codeword
+
+
+def test_sqvae_gradient_reaches_codes_codebook_and_variance_and_round_trips():
+    layer = _sqvae()
+    z = tf.constant(np.random.default_rng(8).normal(size=(9, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(z)
+        out = layer(z, training=True)
+        decoder_side = tf.reduce_sum(out**2)
+        total = decoder_side + tf.add_n(layer.losses)
+    for source in (z, layer.codebook, layer.log_variance):
+        gradient = tape.gradient(decoder_side, source)  # no straight-through copy: through the relaxed sample
+        assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0
+    assert all(g is not None for g in tape.gradient(total, layer.trainable_weights))
+    assert [w.name for w in layer.trainable_weights] == ["codebook", "log_variance"]
+    clone = StochasticVectorQuantizer.from_config(layer.get_config())
+    clone.build((None, 3))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(z, training=False).numpy(), layer(z, training=False).numpy())
+    with pytest.raises(ValueError, match="temperature_decay"):
+        StochasticVectorQuantizer(8, temperature_decay=-1.0)
+
+
+def test_sqvae_autoencoder_minimises_the_authors_log_error_and_reports_the_nmse():
+    from softvq_tf.models import Autoencoder
+
+    model = Autoencoder("mlp", (8, 8, 1), 4, make_bottleneck("sqvae", num_codewords=6, seed=0), data_variance=0.5)
+    images = tf.constant(np.random.default_rng(9).uniform(size=(10, 8, 8, 1)), tf.float32)
+    reconstructions = model(images, training=False)
+    loss = float(model.compute_loss(images, images, reconstructions))
+    squared = ((reconstructions.numpy() - images.numpy()) ** 2).reshape(10, -1)
+    expected = 32.0 * np.log(squared.sum(1).mean()) + float(tf.add_n(model.losses))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    np.testing.assert_allclose(float(model.reconstruction_loss.result()), squared.mean() / 0.5, rtol=1e-5)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("flags", [dict(bottleneck="fsq"), dict(bottleneck="vq", gradient_estimator="rotation")])
+@pytest.mark.parametrize(
+    "flags", [dict(bottleneck="fsq"), dict(bottleneck="sqvae"), dict(bottleneck="vq", gradient_estimator="rotation")]
+)
 def test_modern_quantizers_train_and_export(flags, tmp_path):
     from softvq_tf.training.config import resolve_config
     from softvq_tf.training.fit import train

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from softvq_tf.layers.bottlenecks import SoftVectorQuantizer, VectorQuantizer, make_bottleneck
+from softvq_tf.layers import SoftVectorQuantizer, VectorQuantizer, make_bottleneck
 from softvq_tf.training.config import resolve_config, run_identity
 
 B, D, K = 8, 3, 4

@@ -27,6 +27,9 @@ MODEL_NAMES = {
     "info_dropout": "Information dropout",
     "vq": "VQ-VAE",
     "soft_vq": "Soft VQ-VAE",
+    # Quantizers published after the paper.
+    "fsq": "FSQ",
+    "sqvae": "SQ-VAE",
 }
 # Paper, Tables 1 and 2: (clustering ACC %, NMI, classification %); None where not reported.
 PAPER = {

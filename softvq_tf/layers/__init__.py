@@ -6,17 +6,17 @@ experiments.
 
 from softvq_tf.layers.bottlenecks import (
     Bottleneck,
-    FiniteScalarQuantizer,
     GaussianBottleneck,
     IdentityBottleneck,
     InformationDropout,
     SoftVectorQuantizer,
     VectorQuantizer,
-    make_bottleneck,
     rotate_to,
 )
 from softvq_tf.layers.codebook import CodebookUpkeep
+from softvq_tf.layers.factory import make_bottleneck
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse, most_probable_one_hot
+from softvq_tf.layers.modern import FiniteScalarQuantizer, StochasticVectorQuantizer
 
 __all__ = [
     "PACKAGE",
@@ -29,6 +29,7 @@ __all__ = [
     "IdentityBottleneck",
     "InformationDropout",
     "SoftVectorQuantizer",
+    "StochasticVectorQuantizer",
     "VectorQuantizer",
     "make_bottleneck",
     "rotate_to",

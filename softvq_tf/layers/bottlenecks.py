@@ -1,4 +1,4 @@
-"""The six autoencoder bottlenecks compared by Wu & Flierl (AAAI 2020).
+"""The six autoencoder bottlenecks compared by Wu & Flierl (AAAI 2020), and their shared base class.
 
 Every bottleneck is a Keras layer called as ``layer(z_e, head)``: ``z_e`` is the
 encoder's code ``[B, d]`` (the latent every downstream probe uses) and ``head``
@@ -10,12 +10,11 @@ whole epoch and, under ``tf.distribute``, over every replica.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from softvq_tf.layers.codebook import CodebookUpkeep
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse
-from softvq_tf.options import BOTTLENECKS, MODERN_BOTTLENECKS, check_layer_options
+from softvq_tf.options import check_layer_options
 
 
 def _mean_squared_error(a, b):
@@ -29,6 +28,15 @@ def _mean_squared_error(a, b):
     about 14 clustering-accuracy points.
     """
     return tf.reduce_mean(tf.square(a - b))
+
+
+def squared_distances(z, codebook):
+    """``||z_b - e_k||^2``, ``[B, K]``, for codes ``z [B, d]`` and a codebook ``[d, K]``: ``|z|^2 - 2 z.e + |e|^2``."""
+    z = tf.cast(z, tf.float32)
+    codebook = tf.cast(codebook, tf.float32)
+    z_sq = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)  # [B, 1]
+    e_sq = tf.reduce_sum(tf.square(codebook), axis=0, keepdims=True)  # [1, K]
+    return z_sq - 2.0 * tf.matmul(z, codebook) + e_sq  # [B, K]
 
 
 class Bottleneck(keras.layers.Layer):
@@ -275,12 +283,8 @@ class _Quantizer(Bottleneck):
         self.upkeep.build(latent_dim)
 
     def distances(self, z):
-        """Squared distances ``||z - e_k||^2``, ``[B, K]``, as ``|z|^2 - 2 z.e + |e|^2``."""
-        z = tf.cast(z, tf.float32)
-        codebook = tf.cast(self.codebook, tf.float32)
-        z_sq = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)  # [B, 1]
-        e_sq = tf.reduce_sum(tf.square(codebook), axis=0, keepdims=True)  # [1, K]
-        return z_sq - 2.0 * tf.matmul(z, codebook) + e_sq  # [B, K]
+        """Squared distances ``||z - e_k||^2``, ``[B, K]``."""
+        return squared_distances(z, self.codebook)
 
     def nearest_codeword_indices(self, z):
         """``argmin_k ||z - e_k||^2``, ``[B]``."""
@@ -470,135 +474,3 @@ class SoftVectorQuantizer(_Quantizer):
 
     def get_config(self):
         return {**super().get_config(), "noise_std": self.noise_std, "likelihood": self.likelihood}
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class FiniteScalarQuantizer(Bottleneck):
-    """Finite scalar quantization (Mentzer et al., ICLR 2024): an implicit codebook of ``prod(levels)`` codes.
-
-    ``z_e [B, d]`` is projected to ``len(levels)`` dimensions; dimension ``i``
-    is bounded to ``L_i`` levels, ``tanh(z + shift) * h - offset`` with
-    ``h = (L_i - 1)(1 - 1e-3) / 2``, ``offset = 0.5`` for even ``L_i`` (else 0)
-    and ``shift = tan(offset / h)`` as in the paper's appendix A.1, then
-    rounded with a straight-through gradient and scaled to ``[-1, 1]``; a
-    second projection maps it back to ``d`` dimensions for the decoder. No
-    auxiliary loss. Perplexity and codewords in use are over the implicit codebook.
-
-    Args:
-        levels: the number of levels per dimension, e.g. ``(8, 4, 4)`` for 128 codes.
-        seed: seed of the projections' Glorot-uniform initialisation.
-
-    Input ``z_e [B, d]`` (no head); output ``[B, d]``.
-    """
-
-    def __init__(self, levels=(8, 4, 4), **kwargs):
-        super().__init__(**kwargs)
-        check_layer_options(levels=levels)
-        self.levels = tuple(int(level) for level in levels)
-        self.num_codewords = int(np.prod(self.levels))
-        self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
-        self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
-
-    def build(self, z_e_shape):
-        d, n = int(z_e_shape[-1]), len(self.levels)
-        init = lambda i: keras.initializers.GlorotUniform(None if self.seed is None else self.seed + i)  # noqa: E731
-        self.project_in = self.add_weight(shape=(d, n), initializer=init(0), name="project_in")
-        self.bias_in = self.add_weight(shape=(n,), initializer="zeros", name="bias_in")
-        self.project_out = self.add_weight(shape=(n, d), initializer=init(1), name="project_out")
-        self.bias_out = self.add_weight(shape=(d,), initializer="zeros", name="bias_out")
-
-    def bound(self, z):
-        """Each dimension squashed into its ``L_i`` levels' range, ``[B, n]``."""
-        levels = np.asarray(self.levels, np.float64)
-        half = (levels - 1.0) * (1.0 - 1e-3) / 2.0
-        offset = np.where(levels % 2 == 0, 0.5, 0.0)
-        shift = np.tan(offset / half)
-        as_constant = lambda a: tf.constant(a.astype(np.float32))  # noqa: E731
-        return tf.tanh(z + as_constant(shift)) * as_constant(half) - as_constant(offset)
-
-    def round_to_levels(self, z):
-        """The nearest level of each bounded dimension, scaled to ``[-1, 1]``, with a straight-through gradient."""
-        bounded = self.bound(z)
-        rounded = bounded + tf.stop_gradient(tf.round(bounded) - bounded)
-        return rounded / self._half_width()
-
-    def _half_width(self):
-        return tf.constant([float(level // 2) for level in self.levels], tf.float32)
-
-    def code_indices(self, codes):
-        """The implicit codebook index of quantized ``codes [B, n]`` (a bijection onto ``[0, prod(levels))``)."""
-        half_width = self._half_width()
-        digits = tf.cast(tf.round(codes * half_width + half_width), tf.int64)
-        basis = tf.constant(np.cumprod((1,) + self.levels[:-1]).astype(np.int64))
-        return tf.reduce_sum(digits * basis, axis=-1)
-
-    def call(self, z_e, head=None, training=None):
-        z_e = tf.cast(z_e, tf.float32)
-        codes = self.round_to_levels(tf.matmul(z_e, self.project_in) + self.bias_in)  # [B, n]
-        probs = tf.one_hot(self.code_indices(codes), self.num_codewords)  # [B, prod(levels)]
-        self.perplexity.update_state(probs)
-        self.codewords_in_use.update_state(probs)
-        return tf.matmul(codes, self.project_out) + self.bias_out
-
-    def get_config(self):
-        return {**super().get_config(), "levels": list(self.levels)}
-
-
-def make_bottleneck(
-    name,
-    *,
-    num_codewords=None,
-    kl_weight=None,
-    commitment=None,
-    vq_weight=None,
-    noise_std=None,
-    likelihood=None,
-    ema_decay=None,
-    kmeans_init=None,
-    dead_code_steps=None,
-    gradient_estimator=None,
-    fsq_levels=None,
-    seed=None,
-):
-    """Build the bottleneck layer called ``name``; settings left None keep the layer's default.
-
-    Args:
-        name: one of ``softvq_tf.options.BOTTLENECKS``.
-        num_codewords, commitment, vq_weight, ema_decay, kmeans_init,
-            dead_code_steps: quantizer settings (vq, soft_vq).
-        kl_weight: the KL weight (vae, beta_vae).
-        noise_std, likelihood: soft_vq settings.
-        gradient_estimator: vq's estimator of the decoder's gradient.
-        fsq_levels: FSQ's levels, a sequence or text such as ``"8,4,4"`` (fsq).
-        seed: the layer's seed.
-
-    Returns:
-        The layer, named ``"bottleneck"``.
-    """
-
-    def given(**settings):
-        return {k: v for k, v in settings.items() if v is not None}
-
-    remedies = given(ema_decay=ema_decay, kmeans_init=kmeans_init, dead_code_steps=dead_code_steps)
-    if name == "ae":
-        return IdentityBottleneck(seed=seed, name="bottleneck")
-    if name in ("vae", "beta_vae"):
-        return GaussianBottleneck(**given(kl_weight=kl_weight), seed=seed, name="bottleneck")
-    if name == "info_dropout":
-        return InformationDropout(seed=seed, name="bottleneck")
-    if name == "vq":
-        settings = given(commitment=commitment, vq_weight=vq_weight, gradient_estimator=gradient_estimator)
-        return VectorQuantizer(num_codewords, **settings, **remedies, seed=seed, name="bottleneck")
-    if name == "fsq":
-        if isinstance(fsq_levels, str):
-            fsq_levels = [int(level) for level in fsq_levels.split(",")]
-        return FiniteScalarQuantizer(**given(levels=fsq_levels), seed=seed, name="bottleneck")
-    if name == "soft_vq":
-        return SoftVectorQuantizer(
-            num_codewords,
-            **given(commitment=commitment, vq_weight=vq_weight, noise_std=noise_std, likelihood=likelihood),
-            **remedies,
-            seed=seed,
-            name="bottleneck",
-        )
-    raise ValueError(f"unknown bottleneck {name!r}; choose one of {', '.join(BOTTLENECKS + MODERN_BOTTLENECKS)}")

@@ -3,8 +3,13 @@
 The loss is the reconstruction term plus whatever the bottleneck adds with
 ``add_loss``. The reconstruction term is the original notebooks' normalised
 MSE, ``mean((x_hat - x)^2) / var(x_train)``, times ``reconstruction_scale``
-(the input size for the VAE family and information dropout).
+(the input size for the VAE family and information dropout). A bottleneck
+whose method fixes its own reconstruction objective says so in
+``reconstruction_objective`` (the SQ-VAE's ``log_sum_squared_error``); the
+normalised MSE is then still reported, but not minimised.
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -50,9 +55,21 @@ class Autoencoder(keras.Model):
         error = tf.cast(reconstructions, tf.float32) - tf.cast(images, tf.float32)
         return self.reconstruction_scale * tf.reduce_mean(tf.square(error)) / self.data_variance
 
+    def log_sum_squared_error(self, images, reconstructions):
+        """``(D / 2) log(mean_b sum_pixels (x_hat - x)^2)``: the Gaussian likelihood with the decoder
+        variance at its maximum-likelihood value, as the SQ-VAE authors train (their ``flg_arelbo``)."""
+        error = tf.cast(reconstructions, tf.float32) - tf.cast(images, tf.float32)
+        per_sample = tf.reduce_sum(tf.reshape(tf.square(error), [tf.shape(error)[0], -1]), axis=-1)
+        pixels = float(math.prod(self.image_shape))
+        return 0.5 * pixels * tf.math.log(tf.reduce_mean(per_sample))
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        reconstruction = self.reconstruction_term(x if y is None else y, y_pred)
+        target = x if y is None else y
+        reconstruction = self.reconstruction_term(target, y_pred)
         self.reconstruction_loss.update_state(reconstruction)
+        objective = getattr(self.bottleneck, "reconstruction_objective", "normalised_mse")
+        if objective == "log_sum_squared_error":
+            reconstruction = self.log_sum_squared_error(target, y_pred)
         total = tf.add_n([reconstruction] + [tf.cast(loss, tf.float32) for loss in self.losses])
         # Gradients are summed over replicas: scale each replica's mean so the
         # sum is the global mean, as Keras does for compiled losses.

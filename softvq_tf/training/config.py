@@ -19,7 +19,7 @@ import typing
 from typing import Optional
 
 from softvq_tf import options
-from softvq_tf.options import BOTTLENECKS, LAYER_RULES, MODERN_BOTTLENECKS, NETWORKS, QUANTIZERS
+from softvq_tf.options import BOTTLENECKS, CODEBOOK_BOTTLENECKS, LAYER_RULES, MODERN_BOTTLENECKS, NETWORKS, QUANTIZERS
 from softvq_tf.training.errors import UsageError
 
 
@@ -98,7 +98,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # identity they had before the remedies existed.
 REMEDIES = ("ema_decay", "kmeans_init", "dead_code_steps")
 # Every setting added after runs were first stored: while unset (None) it stays out of a run's identity.
-ADDED_SETTINGS = (*REMEDIES, "gradient_estimator", "fsq_levels")
+ADDED_SETTINGS = (*REMEDIES, "gradient_estimator", "fsq_levels", "temperature_decay")
 
 # Version of the training recipe, part of every run's identity: a change of
 # what a run computes under the same settings gets a new number, so a stored
@@ -146,7 +146,9 @@ class RunConfig:
     network: str = setting("mlp", rule=options.one_of(NETWORKS))
     image_shape: tuple = setting((8, 8, 1))
     latent_dim: int = setting(16, "--latent-dim", "d, the size of z_e", options.at_least(1))
-    num_codewords: Optional[int] = setting(None, "--K", "codebook size", LAYER_RULES["num_codewords"], QUANTIZERS, True)
+    num_codewords: Optional[int] = setting(
+        None, "--K", "codebook size", LAYER_RULES["num_codewords"], CODEBOOK_BOTTLENECKS, True
+    )
     kl_weight: Optional[float] = setting(
         None,
         "--kl-weight",
@@ -216,6 +218,14 @@ class RunConfig:
         "levels per FSQ dimension, e.g. 8,4,4 (128 codes, the default)",
         options.Rule("comma-separated integers >= 2, e.g. 8,4,4", _is_levels),
         ("fsq",),
+        True,
+    )
+    temperature_decay: Optional[float] = setting(
+        None,
+        "--temperature-decay",
+        "SQ-VAE: the Gumbel-softmax temperature is exp(-decay * step) (default 1e-5, the authors')",
+        LAYER_RULES["temperature_decay"],
+        ("sqvae",),
         True,
     )
     reconstruction_scale: float = setting(1.0)
@@ -365,6 +375,7 @@ _SHORT = {
     "reconstruction_scale": "rscale",
     "ema_decay": "ema",
     "dead_code_steps": "restart",
+    "temperature_decay": "tdecay",
 }
 
 
@@ -477,6 +488,7 @@ def _fill(dataset, bottleneck, flags):
         vq_weight=p.vq_weight,
         noise_std=0.0,
         fsq_levels="8,4,4",
+        temperature_decay=1e-5,
         likelihood="original",
         # The VAE family and information dropout weigh the reconstruction by the
         # input size so that their regularisers keep the paper's weights.
