@@ -179,13 +179,17 @@ def _steal_seconds():
 
 
 def _train_run(args, steps, out):
-    """One whole ``python train.py`` run: ``(wall seconds, cores busy on average, seconds stolen by the VM host)``."""
+    """One whole ``python train.py`` run (``steps`` None: as ``args`` say).
+
+    Returns ``(wall seconds, cores busy on average, seconds stolen by the VM host)``.
+    """
     import resource
 
     before, steal = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds()
     start = time.perf_counter()
+    steps_flag = [] if steps is None else ["--steps", str(steps)]
     result = subprocess.run(
-        [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"],
+        [sys.executable, "-m", "softvq_tf.training.cli", *args, *steps_flag, "--out", out, "--quiet"],
         capture_output=True,
         text=True,
     )

@@ -1,0 +1,132 @@
+"""Steadiness: do back-to-back whole training runs keep their speed? Counts the slow ones per setting.
+
+    python -m softvq_tf.experiments.steadiness --runs 20 \\
+        --setting default: --setting one-interop-thread:TF_NUM_INTEROP_THREADS=1 --output results/steadiness.md
+
+Each ``--setting NAME:VAR=VALUE,...`` runs ``--runs`` whole ``train.py`` runs
+(Fashion-MNIST MLP, soft VQ-VAE, default flags) with those environment
+variables. The settings take turns, run by run, so a drift of the machine over
+the hour hits all of them alike. A run is slow when its training time (from
+its ``history.json``: the fit alone, no start-up or export) is below 80% of
+the speed of the setting's fastest run. Run it on an otherwise idle machine.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from softvq_tf.experiments.bench import FASHION, _train_run
+from softvq_tf.experiments.tables import command_line
+from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
+from softvq_tf.training.rundir import write_atomic
+
+SLOW = 0.8  # a run below this fraction of the best run's speed is slow
+
+
+def parse_setting(text):
+    """``"NAME:VAR=VALUE,..."`` -> ``(NAME, {VAR: VALUE})``."""
+    name, sep, assignments = text.partition(":")
+    if not sep or not name:
+        raise UsageError(f"--setting must look like NAME:VAR=VALUE,... (got {text!r})")
+    env = {}
+    for item in filter(None, assignments.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--setting {name}: {item!r} is not VAR=VALUE")
+        env[key] = value
+    return name, env
+
+
+def slow_runs(seconds, fraction=SLOW):
+    """Indices of runs whose speed (1 / seconds) is below ``fraction`` of the fastest run's."""
+    best = min(seconds)
+    return [i for i, s in enumerate(seconds) if best / s < fraction]
+
+
+def _one_run(flags, env, out):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        wall, cores, steal = _train_run(flags, None, out)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    (name,) = os.listdir(out)
+    with open(os.path.join(out, name, "history.json")) as f:
+        fit_seconds = json.load(f)["seconds_this_session"]
+    return {"wall": wall, "fit": fit_seconds, "cores": cores, "steal": steal}
+
+
+def report(settings, results, args, argv):
+    lines = [
+        "# Steadiness of back-to-back training runs",
+        "",
+        command_line("python -m softvq_tf.experiments.steadiness", argv),
+        "",
+        f"Each run: `train.py --dataset fashion_mnist --bottleneck soft_vq --steps {args.steps} --batch-size "
+        f"{args.batch_size}` (default flags) with the setting's environment; settings take turns run by run. "
+        f"Slow: fit time more than 1/{SLOW:g} of the setting's fastest run's. Cores: CPU seconds / wall seconds.",
+        "",
+        "| setting | environment | runs | slow runs | fit seconds: best / median / worst | cores busy: median (min) "
+        "| every run's fit seconds (cores) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, env in settings:
+        runs = results[name]
+        fit = [r["fit"] for r in runs]
+        cores = [r["cores"] for r in runs]
+        slow = slow_runs(fit)
+        every = ", ".join(
+            ("**" if i in slow else "") + f"{r['fit']:.1f} ({r['cores']:.2f})" + ("**" if i in slow else "")
+            for i, r in enumerate(runs)
+        )
+        environment = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "-"
+        lines.append(
+            f"| {name} | {environment} | {len(runs)} | {len(slow)} | {min(fit):.1f} / {np.median(fit):.1f} / "
+            f"{max(fit):.1f} | {np.median(cores):.2f} ({min(cores):.2f}) | {every} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = ArgumentParser(prog="steadiness", description=__doc__.split("\n\n")[0])
+    p.add_argument("--setting", action="append", required=True, help="NAME:VAR=VALUE,... (repeatable)")
+    p.add_argument("--runs", type=int, default=20, help="runs per setting (default 20)")
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--data-dir", default=FASHION)
+    p.add_argument("--output", help="Markdown report (JSON beside it)")
+    args = p.parse_args(argv)
+    if args.runs < 2:
+        raise UsageError(f"--runs must be >= 2, got {args.runs}")
+    if not os.path.isdir(args.data_dir):
+        raise UsageError(f"--data-dir {args.data_dir} does not exist; apt-get install dataset-fashion-mnist")
+    settings = [parse_setting(s) for s in args.setting]
+    flags = ["--dataset", "fashion_mnist", "--data-dir", args.data_dir, "--bottleneck", "soft_vq"]
+    flags += ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    results = {name: [] for name, _ in settings}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.runs):
+            for name, env in settings:
+                run = _one_run(flags, env, os.path.join(tmp, f"{name}-{i}"))
+                results[name].append(run)
+                print(f"{name} run {i}: fit {run['fit']:.1f} s, wall {run['wall']:.1f} s, cores {run['cores']:.2f}")
+                sys.stdout.flush()
+    text = report(settings, results, args, argv)
+    print(text)
+    if args.output:
+        write_atomic(args.output, text)
+        write_atomic(os.path.splitext(args.output)[0] + ".json", json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+run = console_entry(main)
+
+if __name__ == "__main__":
+    run()
