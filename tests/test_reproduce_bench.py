@@ -188,9 +188,13 @@ def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
     ]
     result = run_script(args)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
-    rows = {r["variant"]: r for r in json.load(open(tmp_path / "t.json"))}
-    assert rows["plain"]["dead_code_restarts"] is None and rows["all"]["dead_code_restarts"] > 0
+    table = json.load(open(tmp_path / "t.json"))["table"]  # the full table: one entry per variant
+    plain = [e for e in table if "ema_decay" not in e["variant"]]
+    remedied = [e for e in table if "dead_code_steps=5" in e["variant"] and "ema_decay=0.99" in e["variant"]]
+    assert len(table) == 2 and len(plain) == 1 and len(remedied) == 1
+    assert plain[0]["dead_code_restarts"] is None and remedied[0]["dead_code_restarts"] > 0
     run = next((tmp_path / "runs" / "digits").glob("digits_vq_*restart5_ema0.99_kmeans*_seed0"))
     config = json.load(open(run / "config.json"))
     assert config["validation_split"] == 0 and config["kmeans_init"] is True
-    assert "on the test split" in (tmp_path / "t.md").read_text()
+    text = (tmp_path / "t.md").read_text()
+    assert "on the test split" in text and "training time (s)" in text and "Every run:" in text
