@@ -1,0 +1,41 @@
+"""The steadiness benchmark: which runs count as slow, its settings, and a smoke run of the command."""
+
+import json
+import re
+
+import pytest
+from conftest import FASHION, assert_one_line_error, run_script
+
+from softvq_tf.experiments.steadiness import parse_setting, slow_runs
+from softvq_tf.training.errors import UsageError
+
+
+def test_a_run_is_slow_below_80_percent_of_the_fastest_speed():
+    # Speeds relative to the best (10 s): 1.0, 0.8 (the bound, not slow), 0.79, 0.5.
+    assert slow_runs([10.0, 12.5, 12.66, 20.0]) == [2, 3]
+    assert slow_runs([30.0, 30.0]) == []
+
+
+def test_settings_are_names_with_environment_variables():
+    assert parse_setting("default:") == ("default", {})
+    assert parse_setting("one:TF_NUM_INTEROP_THREADS=1,OMP_NUM_THREADS=2") == (
+        "one",
+        {"TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "2"},
+    )
+    for bad in ("noname", ":A=1", "x:A"):
+        with pytest.raises(UsageError, match="--setting"):
+            parse_setting(bad)
+
+
+@pytest.mark.slow
+def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
+    output = tmp_path / "s.md"
+    args = ["-m", "softvq_tf.experiments.steadiness", "--runs", "2", "--steps", "20", "--data-dir", FASHION]
+    result = run_script([*args, "--setting", "a:", "--setting", "b:TF_NUM_INTEROP_THREADS=1", "--output", str(output)])
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    order = [m.group(1) for m in re.finditer(r"^(\S+) run \d+: fit ", result.stdout, re.MULTILINE)]
+    assert order == ["a", "b", "a", "b"]  # the settings take turns
+    runs = json.load(open(tmp_path / "s.json"))
+    assert all(len(runs[name]) == 2 and all(r["fit"] > 0 and r["cores"] > 0 for r in runs[name]) for name in "ab")
+    assert "`TF_NUM_INTEROP_THREADS=1`" in output.read_text()
+    assert_one_line_error(run_script([*args, "--setting", "a:", "--runs", "1"]), "--runs")
