@@ -198,3 +198,4 @@ def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
     assert config["validation_split"] == 0 and config["kmeans_init"] is True
     text = (tmp_path / "t.md").read_text()
     assert "on the test split" in text and "training time (s)" in text and "Every run:" in text
+    assert "k-means restart (of 1) with" in text  # the note names the restarts the scores used
