@@ -1,12 +1,13 @@
 """The steadiness benchmark: which runs count as slow, its settings, and a smoke run of the command."""
 
 import json
+import os
 import re
 
 import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
-from softvq_tf.experiments.steadiness import parse_setting, slow_runs
+from softvq_tf.experiments.steadiness import parse_setting, slow_runs, thread_cpu_seconds
 from softvq_tf.training.errors import UsageError
 
 
@@ -27,6 +28,13 @@ def test_settings_are_names_with_environment_variables():
             parse_setting(bad)
 
 
+def test_thread_cpu_seconds_reads_this_process_threads():
+    sum(i * i for i in range(300_000))  # some CPU time on the main thread
+    threads = thread_cpu_seconds(os.getpid())
+    assert threads and all(seconds >= 0 for seconds in threads.values()) and sum(threads.values()) > 0
+    assert thread_cpu_seconds(2**22 + 12345) == {}  # no such process: nothing, no error
+
+
 @pytest.mark.slow
 def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     output = tmp_path / "s.md"
@@ -37,5 +45,6 @@ def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     assert order == ["a", "b", "a", "b"]  # the settings take turns
     runs = json.load(open(tmp_path / "s.json"))
     assert all(len(runs[name]) == 2 and all(r["fit"] > 0 and r["cores"] > 0 for r in runs[name]) for name in "ab")
+    assert all(sum(r["thread_cpu_seconds"].values()) > 0 for r in runs["a"])  # the threads were sampled
     assert "`TF_NUM_INTEROP_THREADS=1`" in output.read_text()
     assert_one_line_error(run_script([*args, "--setting", "a:", "--runs", "1"]), "--runs")
