@@ -82,6 +82,11 @@ LAYER_RULES = {
 }
 
 
+def parse_levels(text):
+    """FSQ levels written as text, ``"8,4,4"`` -> ``(8, 4, 4)`` (``ValueError`` if a part is not an integer)."""
+    return tuple(int(part) for part in str(text).split(","))
+
+
 def check_layer_options(**options):
     """Check each named layer option against ``LAYER_RULES`` (``ValueError`` naming the first bad one)."""
     for name, value in options.items():

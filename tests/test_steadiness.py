@@ -7,7 +7,8 @@ import re
 import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
-from softvq_tf.experiments.steadiness import parse_setting, slow_runs, thread_cpu_seconds
+from softvq_tf.experiments.bench import thread_cpu_seconds
+from softvq_tf.experiments.steadiness import parse_setting, slow_runs
 from softvq_tf.training.errors import UsageError
 
 

@@ -178,28 +178,58 @@ def _steal_seconds():
         return None
 
 
-def _train_run(args, steps, out):
-    """One whole ``python train.py`` run (``steps`` None: as ``args`` say).
+def thread_cpu_seconds(pid):
+    """CPU seconds of each live thread of process ``pid``, summed by thread name (Linux ``/proc``; {} elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    by_name = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return by_name
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return by_name
 
-    Returns ``(wall seconds, cores busy on average, seconds stolen by the VM host)``.
+
+def _train_run(args, steps, out, env=None, sample_seconds=0.5):
+    """One whole ``python train.py`` run, with ``env`` added to the environment.
+
+    Returns ``{wall, cores, steal, threads}``: wall seconds, cores busy on
+    average, seconds stolen by the VM host, and the CPU seconds of the run's
+    busiest threads by name (sampled every ``sample_seconds`` while it runs; the
+    wait returns as soon as it ends), so a slow run shows which thread pool idled.
     """
     import resource
 
+    command = [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"]
     before, steal = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds()
+    threads = {}
     start = time.perf_counter()
-    steps_flag = [] if steps is None else ["--steps", str(steps)]
-    result = subprocess.run(
-        [sys.executable, "-m", "softvq_tf.training.cli", *args, *steps_flag, "--out", out, "--quiet"],
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"train.py {' '.join(args)} --steps {steps} failed: {result.stderr.strip()[-500:]}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors)
+        while True:
+            try:
+                proc.wait(timeout=sample_seconds)
+                break
+            except subprocess.TimeoutExpired:
+                threads = thread_cpu_seconds(proc.pid) or threads  # the last sample before the process ends
+        seconds = time.perf_counter() - start
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"train.py {' '.join(args)} --steps {steps} failed: {stderr.strip()[-500:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / seconds
     stolen = None if steal is None else _steal_seconds() - steal
-    return seconds, cpu, stolen
+    busiest = dict(sorted(threads.items(), key=lambda item: -item[1])[:6])
+    return {"wall": seconds, "cores": cpu, "steal": stolen, "threads": busiest}
 
 
 def time_train_runs(args, short, long, pairs):
@@ -209,11 +239,11 @@ def time_train_runs(args, short, long, pairs):
     pairs_out = []
     with tempfile.TemporaryDirectory() as out:
         for pair in range(pairs):
-            t_short, _, _ = _train_run(args, short, os.path.join(out, f"short{pair}"))
-            t_long, cores, steal = _train_run(args, long, os.path.join(out, f"long{pair}"))
+            t_short = _train_run(args, short, os.path.join(out, f"short{pair}"))["wall"]
+            run = _train_run(args, long, os.path.join(out, f"long{pair}"))
             # Runs of a few steps (smoke tests) can differ by less than the noise: no figure then.
-            rate = (long - short) / (t_long - t_short) if t_long > t_short else float("nan")
-            pairs_out.append({"steps_per_s": rate, "cores": cores, "steal": steal})
+            rate = (long - short) / (run["wall"] - t_short) if run["wall"] > t_short else float("nan")
+            pairs_out.append({"steps_per_s": rate, "cores": run["cores"], "steal": run["steal"]})
     return pairs_out
 
 

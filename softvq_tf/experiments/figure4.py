@@ -114,12 +114,13 @@ def main(argv=None):
     rows = run_plan(configs, args.scores_dir, args.kmeans_inits, args.probe_epochs, raw=False)
     splits = load_splits(args.dataset, args.data_dir)
     subset = np.random.default_rng(args.seed).permutation(len(splits.x_eval))[: args.points]
-    panels, lines = [], []
+    panels, lines, nmses = [], [], []
     for config, row in zip(configs, rows):
         z = np.asarray(scoring.latents(config.run_dir, splits.x_eval[subset]))
         xy = tsne_map(z, args.seed)
         trust = trustworthiness(z, xy, n_neighbors=args.neighbours)
         nmse = test_reconstruction_nmse(config.run_dir, config, splits.x_eval)
+        nmses.append(nmse)
         name = tables.MODEL_NAMES[config.bottleneck]
         panels.append((f"{name}: test NMSE {nmse:.3f}\n10-NN {row['knn']:.1f}%, trustworthiness {trust:.3f}", xy))
         lines.append(
@@ -127,14 +128,12 @@ def main(argv=None):
             f"{config.name} |"
         )
         print(f"{config.name}: test NMSE {nmse:.4f}, 10-NN {row['knn']:.2f}%, trustworthiness {trust:.4f}")
-    steps = configs[0].steps if args.steps is None else args.steps
     title = (
         f"{args.dataset}: t-SNE of test z_e (d = {args.latent_dim}, {len(subset)} points), "
-        f"{steps} steps at batch {configs[0].batch_size}, seed {args.seed}"
+        f"{configs[0].steps} steps at batch {configs[0].batch_size}, seed {args.seed}"
     )
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     draw(panels, splits.y_eval[subset], output, title)
-    nmses = [float(line.split(" | ")[1]) for line in lines]
     table = "\n".join(
         [
             f"# Figure 4 on {args.dataset}",

@@ -9,21 +9,18 @@ variables. The settings take turns, run by run, so a drift of the machine over
 the hour hits all of them alike. A run is slow when its training time (from
 its ``history.json``: the fit alone, no start-up or export) is below 80% of
 the speed of the setting's fastest run. Each run's JSON record also keeps the CPU seconds
-of its busiest threads by name (sampled each second from ``/proc``), so a slow
+of its busiest threads by name (sampled every half second from ``/proc``), so a slow
 run shows which thread pool went idle. Run it on an otherwise idle machine.
 """
 
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
-from softvq_tf.experiments.bench import FASHION
+from softvq_tf.experiments.bench import FASHION, _train_run
 from softvq_tf.experiments.tables import command_line
 from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
 from softvq_tf.training.rundir import write_atomic
@@ -51,48 +48,13 @@ def slow_runs(seconds, fraction=SLOW):
     return [i for i, s in enumerate(seconds) if best / s < fraction]
 
 
-def thread_cpu_seconds(pid):
-    """CPU seconds of each live thread of process ``pid``, summed by thread name (Linux ``/proc``; {} elsewhere)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    by_name = {}
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return by_name
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue  # the thread ended
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return by_name
-
-
-def _one_run(flags, env, out, sample_seconds=0.5):
-    """One whole run; also samples the CPU time of its threads by name, so a slow run shows which pool idled."""
-    command = [sys.executable, "-m", "softvq_tf.training.cli", *flags, "--out", out, "--quiet"]
-    start, threads = time.perf_counter(), {}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=errors)
-        while proc.poll() is None:
-            threads = thread_cpu_seconds(proc.pid) or threads  # the last sample before the process ends
-            time.sleep(sample_seconds)
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"train.py {' '.join(flags)} failed: {stderr.strip()[-500:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cores = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / wall
+def _one_run(flags, env, out, steps):
+    """One whole run (``bench._train_run``) and its fit time, read from its ``history.json``."""
+    run = _train_run(flags, steps, out, env)
     (name,) = os.listdir(out)
     with open(os.path.join(out, name, "history.json")) as f:
         fit_seconds = json.load(f)["seconds_this_session"]
-    busiest = dict(sorted(threads.items(), key=lambda item: -item[1])[:6])
-    return {"wall": wall, "fit": fit_seconds, "cores": cores, "thread_cpu_seconds": busiest}
+    return {"wall": run["wall"], "fit": fit_seconds, "cores": run["cores"], "thread_cpu_seconds": run["threads"]}
 
 
 def report(settings, results, args, argv):
@@ -141,12 +103,12 @@ def main(argv=None):
         raise UsageError(f"--data-dir {args.data_dir} does not exist; apt-get install dataset-fashion-mnist")
     settings = [parse_setting(s) for s in args.setting]
     flags = ["--dataset", "fashion_mnist", "--data-dir", args.data_dir, "--bottleneck", "soft_vq"]
-    flags += ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    flags += ["--batch-size", str(args.batch_size)]
     results = {name: [] for name, _ in settings}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             for name, env in settings:
-                run = _one_run(flags, env, os.path.join(tmp, f"{name}-{i}"))
+                run = _one_run(flags, env, os.path.join(tmp, f"{name}-{i}"), args.steps)
                 results[name].append(run)
                 print(f"{name} run {i}: fit {run['fit']:.1f} s, wall {run['wall']:.1f} s, cores {run['cores']:.2f}")
                 sys.stdout.flush()

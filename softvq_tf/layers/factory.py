@@ -8,7 +8,7 @@ from softvq_tf.layers.bottlenecks import (
     VectorQuantizer,
 )
 from softvq_tf.layers.modern import FiniteScalarQuantizer, StochasticVectorQuantizer
-from softvq_tf.options import BOTTLENECKS, MODERN_BOTTLENECKS
+from softvq_tf.options import BOTTLENECKS, MODERN_BOTTLENECKS, parse_levels
 
 
 def make_bottleneck(
@@ -60,7 +60,7 @@ def make_bottleneck(
         return VectorQuantizer(num_codewords, **settings, **remedies, seed=seed, name="bottleneck")
     if name == "fsq":
         if isinstance(fsq_levels, str):
-            fsq_levels = [int(level) for level in fsq_levels.split(",")]
+            fsq_levels = parse_levels(fsq_levels)
         return FiniteScalarQuantizer(**given(levels=fsq_levels), seed=seed, name="bottleneck")
     if name == "sqvae":
         settings = given(temperature_decay=temperature_decay)

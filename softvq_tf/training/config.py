@@ -107,8 +107,11 @@ RECIPE = 2
 
 
 def _is_levels(text):
-    parts = str(text).split(",")
-    return all(p.strip().isdigit() and int(p) >= 2 for p in parts)
+    """Whether ``text`` is FSQ levels the layer accepts (its rule, on the parsed values)."""
+    try:
+        return LAYER_RULES["levels"].holds(options.parse_levels(text))
+    except ValueError:
+        return False
 
 
 def setting(default=None, flag=None, help=None, rule=None, applies_to=None, layer_option=False, action=None):
