@@ -226,3 +226,14 @@ def test_verbose_keeps_tensorflows_log(tmp_path):
         ["train.py", "--steps", "2", "--out", str(tmp_path), "--quiet", "--verbose"], env={"TF_CPP_MIN_LOG_LEVEL": "0"}
     )
     assert result.returncode == 0 and "I0000" in result.stderr
+
+
+def test_settings_text_keeps_a_list_value_whole_and_refuses_a_stray_part():
+    from softvq_tf.training.config import parse_settings
+    from softvq_tf.training.errors import UsageError
+
+    parsed = parse_settings("bottleneck=fsq,fsq_levels=4,4,4,2", "x")
+    assert parsed == {"bottleneck": "fsq", "fsq_levels": "4,4,4,2"}
+    assert parse_settings("fsq_levels=8,4,4,ema_decay=0.99", "x") == {"fsq_levels": "8,4,4", "ema_decay": 0.99}
+    with pytest.raises(UsageError, match="'4' is not a settable"):
+        parse_settings("ema_decay=0.99,4", "x")

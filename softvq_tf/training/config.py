@@ -516,6 +516,7 @@ def _fill(dataset, bottleneck, flags):
     return RunConfig(dataset=dataset, bottleneck=bottleneck, **{**defaults, **given})
 
 
+_LIST_VALUED = ("fsq_levels",)
 _NOT_SETTABLE = ("dataset", "out", "name", "seed", "validation_split", "image_shape", "recipe", "data_dir")
 
 
@@ -525,7 +526,7 @@ def parse_settings(text, where):
     """
     types = {f.name: f.type for f in dataclasses.fields(RunConfig)}
     settings = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    for item in _split_assignments(text):
         key, eq, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if key == "bottleneck" and eq:
@@ -540,6 +541,21 @@ def parse_settings(text, where):
         except ValueError:
             raise UsageError(f"{where}: {key}={value!r} is not a valid {kind.__name__}") from None
     return settings
+
+
+def _split_assignments(text):
+    """Split ``text`` at commas, keeping a list value whole: ``"fsq_levels=8,4,4,seed=1"`` has two items.
+
+    A part without ``=`` continues the previous item when that item sets a list-valued key; otherwise it
+    stays a part of its own (and ``parse_settings`` refuses it).
+    """
+    items = []
+    for part in filter(None, (part.strip() for part in text.split(","))):
+        if "=" not in part and items and items[-1].partition("=")[0].strip().replace("-", "_") in _LIST_VALUED:
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return items
 
 
 def _parse_bool(value):
