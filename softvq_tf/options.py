@@ -91,3 +91,10 @@ def check_layer_options(**options):
     """Check each named layer option against ``LAYER_RULES`` (``ValueError`` naming the first bad one)."""
     for name, value in options.items():
         LAYER_RULES[name].check(value, name)
+
+
+# Help of --any-cpu (reproduce, sweep): a stored score is otherwise reused only on the CPU kind that made it.
+ANY_CPU_HELP = (
+    "reuse scores stored from another CPU's instruction set (same code, path and settings: the weights differ "
+    "only in rounding, and each run's table line names its CPU)"
+)

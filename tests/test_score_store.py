@@ -35,6 +35,26 @@ def test_a_stored_score_is_reused_only_on_the_same_identity_seed_probes_and_path
     assert not plan.reusable(_record(weights_sha256=None), *args)  # no digest: nothing shows what it reproduces
 
 
+def test_a_score_from_another_cpu_is_reused_only_when_asked_and_names_its_path(tmp_path):
+    avx512 = {"xla": True, "replicas": 1, "cpu_features": "x86_64: avx avx2 fma avx512f"}
+    avx2 = {**avx512, "cpu_features": "x86_64: avx avx2 fma"}
+    args = ({"a": 1}, 0, {"kmeans_inits": 100}, avx2)
+    assert not plan.reusable(_record(execution=avx512), *args)
+    assert plan.reusable(_record(execution=avx512), *args, any_cpu=True)
+    assert not plan.reusable(_record(execution={**avx512, "xla": False}), *args, any_cpu=True)  # another path still
+    assert plan.path_label(avx512) == "XLA, AVX-512" and plan.path_label(avx2) == "XLA, AVX2"
+    assert plan.path_label({"xla": False, "inferred_from": "a commit"}) == "no XLA (inferred)"
+
+    config = resolve_config("digits", "soft_vq", out=str(tmp_path))
+    store = plan.ScoreStore(str(tmp_path / "scores"))
+    store.put(config, {"kmeans_inits": 100}, {"acc": 50.0}, "ab" * 32, avx512)
+    assert store.lookup(config, {"kmeans_inits": 100}, execution=avx2) is None
+    assert store.lookup(config, {"kmeans_inits": 100}, execution=avx2, any_cpu=True)["path"] == "XLA, AVX-512"
+    from_store = store.lookup(config, {"kmeans_inits": 100}, any_path=True)  # a table of what is stored
+    assert from_store == {"acc": 50.0, "path": "XLA, AVX-512"}
+    assert store.lookup(config, {"kmeans_inits": 10}, any_path=True) is None  # other probes: never
+
+
 def test_old_scores_without_a_digest_are_never_reused():
     for path in (RESULTS / "scores" / "fashion_mnist").glob("*.json"):
         record = json.loads(path.read_text())
@@ -45,17 +65,27 @@ def test_old_scores_without_a_digest_are_never_reused():
 @pytest.mark.slow
 def test_retraining_a_stored_run_gives_its_stored_weights_digest(tmp_path):
     """The committed quick-start score (``softvq-reproduce --dataset digits``) is reused here only if retraining
-    reproduces it: this retrains it and compares the digest."""
+    reproduces it: this retrains it and compares the digest. On a CPU of another instruction set than the one
+    that stored it, the store must refuse it, and the digest this CPU gives must at least be its own every time."""
     from softvq_tf.training.fit import planned_execution, train
 
     stored = json.loads(STORED_RUN.read_text())
-    config = resolve_config("digits", "soft_vq", seed=stored["seed"], out=str(tmp_path))
+    config = resolve_config("digits", "soft_vq", seed=stored["seed"], out=str(tmp_path / "a"))
     assert run_identity(config) == stored["identity"]
     path = planned_execution(config)
-    assert plan.reusable(stored, stored["identity"], stored["seed"], stored["probe_settings"], path)
+    reused = plan.reusable(stored, stored["identity"], stored["seed"], stored["probe_settings"], path)
     result = train(config, verbose=0, log=lambda *a: None)
-    assert result.weights_digest == stored["weights_sha256"]
-    assert result.execution == stored["execution"]
+    assert result.execution == path
+    if stored["execution"] == path:
+        assert reused and result.weights_digest == stored["weights_sha256"]
+        return
+    assert not reused and stored["execution"]["cpu_features"] != path["cpu_features"]
+    again = train(
+        resolve_config("digits", "soft_vq", seed=stored["seed"], out=str(tmp_path / "b")),
+        verbose=0,
+        log=lambda *a: None,
+    )
+    assert again.weights_digest == result.weights_digest
 
 
 def test_near_best_mean_averages_the_restarts_within_the_margin():

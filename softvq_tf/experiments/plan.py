@@ -31,19 +31,40 @@ from softvq_tf.training.fit import planned_execution, train
 from softvq_tf.training.rundir import RunLock
 
 
-def reusable(stored, identity, seed, settings, execution=None, digest=None):
+def reusable(stored, identity, seed, settings, execution=None, digest=None, any_cpu=False):
     """Whether a stored record stands for this run (see the module docstring).
 
     ``execution``: the path training would take (None for the raw data, which is not trained).
     ``digest``: the weights of a finished run (the stored score must be of these weights).
+    ``any_cpu``: accept a score made on the same path on another CPU's instruction set (``--any-cpu``).
     """
     same = stored.get("identity") == identity and stored.get("seed") == seed
     same = same and stored.get("probe_settings") == settings
     if digest is not None:
         return same and stored.get("weights_sha256") == digest
     if execution is not None:
-        return same and bool(stored.get("weights_sha256")) and stored.get("execution") == execution
+        path = stored.get("execution") or {}
+        if any_cpu:
+            path, execution = _without_cpu(path), _without_cpu(execution)
+        return same and bool(stored.get("weights_sha256")) and path == execution
     return same
+
+
+def _without_cpu(execution):
+    return {k: v for k, v in execution.items() if k != "cpu_features"}
+
+
+def path_label(execution):
+    """A short name of the path that made a stored score, for the every-run tables: "XLA, AVX-512"."""
+    if not execution:
+        return "-"
+    label = "XLA" if execution.get("xla") else "no XLA"
+    if execution.get("replicas", 1) != 1:
+        label += f", {execution['replicas']} replicas"
+    cpu = execution.get("cpu_features")
+    if cpu is None:
+        return label + (" (inferred)" if execution.get("inferred_from") else "")
+    return label + (", AVX-512" if "avx512f" in cpu.split() else ", AVX2" if "avx2" in cpu.split() else f", {cpu}")
 
 
 class ScoreStore:
@@ -63,11 +84,18 @@ class ScoreStore:
     def _read(path):
         return rundir.read_json(path) if os.path.exists(path) else None
 
-    def lookup(self, config, settings, execution=None, digest=None):
-        """The stored row of ``config``'s run if ``reusable``, else None."""
+    def lookup(self, config, settings, execution=None, digest=None, any_cpu=False, any_path=False):
+        """The stored row of ``config``'s run if ``reusable``, else None; the row names its path (``path``).
+
+        ``any_path``: any score of this identity, seed and probe settings, whatever made it (tables of what
+        is stored, which show each run's path).
+        """
         stored = self._read(self.path(config))
-        if stored and reusable(stored, run_identity(config), config.seed, settings, execution or {}, digest):
-            return stored["row"]
+        if stored is None:
+            return None
+        execution = None if any_path else execution or {}
+        if reusable(stored, run_identity(config), config.seed, settings, execution, digest, any_cpu):
+            return {**stored["row"], "path": path_label(stored.get("execution"))}
         return None
 
     def put(self, config, settings, row, digest, execution):
@@ -135,7 +163,7 @@ def _score_finished_run(config, store, data, settings, tsne=False, log=print):
         latents = scoring.latents(config.run_dir, data.x_eval)
         probes.save_tsne(latents, data.y_eval, os.path.join(config.run_dir, "tsne.png"), config.name)
     store.put(config, settings, row, digest, execution)
-    return row
+    return {**row, "path": path_label(execution)}
 
 
 def _train_and_score(config, store, data, settings, log, announce=lambda: None):
@@ -154,18 +182,30 @@ def _train_and_score(config, store, data, settings, log, announce=lambda: None):
 
 
 def run_plan(
-    configs, scores_dir, kmeans_inits=100, probe_epochs=30, raw=True, on_row=None, log=print, train_missing=True
+    configs,
+    scores_dir,
+    kmeans_inits=100,
+    probe_epochs=30,
+    raw=True,
+    on_row=None,
+    log=print,
+    train_missing=True,
+    any_cpu=False,
 ):
     """Train and score every config not scored yet; returns the rows (raw data first per data set).
 
     ``on_row(rows)`` is called with the rows so far after each newly scored
     run, so a caller can rewrite its tables as results come in. With
-    ``train_missing=False`` only the stored scores are used (a table of the
-    runs finished so far).
+    ``train_missing=False`` only the stored scores are used, whatever path
+    made them (a table of the runs finished so far; each row names its path).
+    ``any_cpu`` reuses scores made on another CPU's instruction set.
     """
     store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs)
     splits, rows = scoring.SplitCache(), []
-    stored = [store.lookup(c, settings, execution=planned_execution(c)) for c in configs]
+    stored = [
+        store.lookup(c, settings, execution=planned_execution(c), any_cpu=any_cpu, any_path=not train_missing)
+        for c in configs
+    ]
     todo = [c for c, row in zip(configs, stored) if row is None]
     log(f"{len(configs)} runs planned, {len(configs) - len(todo)} already scored in {scores_dir}")
     start, trained, held = time.time(), 0, []

@@ -12,6 +12,7 @@ machine or another, without retraining what was scored.
 
 import os
 
+from softvq_tf.options import ANY_CPU_HELP
 from softvq_tf.training.config import DATASETS
 from softvq_tf.training.errors import ArgumentParser, console_entry
 
@@ -88,6 +89,7 @@ def main(argv=None):
     p.add_argument(
         "--from-store", action="store_true", help="train nothing: write the tables from the scores stored so far"
     )
+    p.add_argument("--any-cpu", action="store_true", help=ANY_CPU_HELP)
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     from softvq_tf.training.config import parse_settings
@@ -145,6 +147,7 @@ def main(argv=None):
         args.probe_epochs,
         on_row=write,
         train_missing=not args.from_store,
+        any_cpu=args.any_cpu,
     )
     table = write(rows)
     print(tables.to_markdown(table, tables.common_variant(rows)))

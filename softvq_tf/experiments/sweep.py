@@ -20,6 +20,7 @@ import json
 import os
 import time
 
+from softvq_tf.options import ANY_CPU_HELP
 from softvq_tf.training.config import DATASETS
 from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
 
@@ -76,6 +77,7 @@ def main(argv=None):
     p.add_argument("--runs-dir", default="runs/sweep")
     p.add_argument("--scores-dir", help="per-run scores (default: scores/ beside the output)")
     p.add_argument("--output", help="default results/sweep_DATASET.md")
+    p.add_argument("--any-cpu", action="store_true", help=ANY_CPU_HELP)
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     if args.test:
@@ -127,7 +129,9 @@ def main(argv=None):
     start = time.time()
     output = args.output or os.path.join("results", f"sweep_{args.dataset}.md")
     scores_dir = args.scores_dir or os.path.join(os.path.dirname(output), "scores")
-    scores = run_plan([c for _, c in plan], scores_dir, args.kmeans_inits, args.probe_epochs, raw=False)
+    scores = run_plan(
+        [c for _, c in plan], scores_dir, args.kmeans_inits, args.probe_epochs, raw=False, any_cpu=args.any_cpu
+    )
     for (name, _), score in zip(plan, scores):
         score["variant_name"] = name
     summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}

@@ -242,8 +242,8 @@ def runs_markdown(rows, common=""):
     lines = [
         "| model | seed | clustering ACC (%) | near-best ACC (%) [range] | NMI | classification (%) "
         "| logistic regression (%) | 10-NN (%) | codebook perplexity | codewords in use "
-        "| reconstruction (normalised MSE) | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| reconstruction (normalised MSE) | run | path |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["model"] == "raw":
@@ -258,7 +258,7 @@ def runs_markdown(rows, common=""):
             f"| {display_name(r, common)} | {r['seed']} | {r['acc']:.2f} | {near} | {r['nmi']:.4f} | {r['cls']:.2f} | "
             f"{_fmt(r.get('cls_logreg'), None, 2)} | {_fmt(r.get('knn'), None, 2)} | "
             f"{_fmt(r.get('perplexity'), None, 1)} | {_fmt(r.get('codewords_in_use'), None, 0)} | "
-            f"{_fmt(r.get('reconstruction_nmse'), None, 4)} | {r['run']} |"
+            f"{_fmt(r.get('reconstruction_nmse'), None, 4)} | {r['run']} | {r.get('path', '-')} |"
         )
     return "\n".join(lines) + "\n"
 
