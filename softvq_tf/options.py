@@ -16,6 +16,8 @@ MODERN_BOTTLENECKS = ("fsq", "sqvae")
 # Everything with a codebook of K codewords (FSQ's codebook is implicit, its size set by its levels).
 CODEBOOK_BOTTLENECKS = (*QUANTIZERS, "sqvae")
 GRADIENT_ESTIMATORS = ("straight_through", "rotation")
+# Where the decoder's output bias starts (the notebooks': zeros).
+OUTPUT_BIASES = ("zeros", "data_mean")
 # The soft quantizer's weights: the notebooks' "+ s_k" or the textbook Gaussian "- d s_k".
 LIKELIHOODS = ("original", "gaussian")
 NETWORKS = ("mlp", "cnn")

@@ -151,3 +151,16 @@ def test_fused_adam_survives_save_and_reload(tmp_path):
     restored = keras.models.load_model(tmp_path / "m.keras")
     assert isinstance(restored.optimizer, FusedAdam) and restored.optimizer.beta_1 == 0.8
     assert int(restored.optimizer.iterations.numpy()) == 1
+
+
+def test_output_bias_starts_the_decoder_at_the_data_mean_and_is_fsqs_default():
+    fsq = resolve_config("digits", "fsq")
+    assert fsq.output_bias == "data_mean" and resolve_config("digits", "soft_vq").output_bias is None
+    assert resolve_config("digits", "soft_vq", output_bias="zeros").output_bias is None  # the default: same run
+    assert resolve_config("digits", "fsq", output_bias="zeros").name.endswith("_outbiaszeros_seed0")
+    mean_image = np.linspace(0.0, 1.0, 64).reshape(8, 8, 1)
+    model = build_model(fsq, data_variance=0.1, mean_image=mean_image)
+    clipped = np.clip(mean_image.reshape(-1), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(model.decoder.layers[-2].bias.numpy(), np.log(clipped / (1 - clipped)), rtol=1e-5)
+    with pytest.raises(ValueError, match="mean_image"):
+        build_model(fsq, data_variance=0.1)

@@ -211,3 +211,34 @@ def test_modern_quantizers_train_and_export(flags, tmp_path):
     result = train(config, verbose=0, log=lambda *a: None)
     assert np.isfinite(result.history["loss"]).all() and result.history["perplexity"][-1] >= 1
     assert (tmp_path / config.name / "encoder" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_fsq_on_real_fashion_mnist_keeps_its_codes_only_with_the_decoder_starting_at_the_data_mean(tmp_path):
+    """From a zero output bias the first updates push every code the same way into tanh's saturation, and FSQ
+    ends with one code for all images (seen at three level sets and three learning rates on full
+    Fashion-MNIST); from the data mean it spreads over the implicit codebook."""
+    from conftest import FASHION
+
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.data import Splits, load_splits
+    from softvq_tf.training.fit import train
+
+    full = load_splits("fashion_mnist", FASHION)
+    splits = Splits(full.x_train[:3000], full.y_train[:3000], full.x_eval[:500], full.y_eval[:500])
+    in_use = {}
+    for output_bias in ("data_mean", "zeros"):
+        keras.backend.clear_session()
+        config = resolve_config(
+            "fashion_mnist",
+            "fsq",
+            steps=300,
+            batch_size=64,
+            epoch_steps=100,
+            output_bias=output_bias,
+            data_dir=FASHION,
+            out=str(tmp_path),
+        )
+        result = train(config, verbose=0, log=lambda *a: None, splits=splits)
+        in_use[output_bias] = result.history["codewords_in_use"][-1]
+    assert in_use["data_mean"] >= 16 and in_use["zeros"] <= 2, in_use

@@ -14,6 +14,7 @@ biases zero, Keras's defaults, written out so that a reader sees the choice.
 import math
 
 import keras
+import numpy as np
 
 NETWORKS = ("mlp", "cnn")
 _INIT = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
@@ -63,3 +64,22 @@ def build_decoder(network, image_shape, latent_dim):
     else:
         raise ValueError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
     return keras.Model(z, x_hat, name="decoder")
+
+
+def start_output_at_data_mean(decoder, network, mean_image):
+    """Set the decoder's output bias so that its output starts at the training images' mean (``mean_image``).
+
+    The MLP's sigmoid output starts at the logit of each pixel's mean, the CNN's
+    linear output at each channel's mean. Without it the first updates all
+    push the codes one way (the output starts at 0.5, brighter than most
+    images); an FSQ encoder rides that push into tanh's saturation and stays
+    there, one code for every image (measured, see README "Quantizers").
+    """
+    mean_image = np.asarray(mean_image, np.float64)
+    output = decoder.layers[-2] if network == "mlp" else decoder.layers[-1]  # the MLP ends in a Reshape
+    if network == "mlp":
+        mean = np.clip(mean_image.reshape(-1), 1e-3, 1 - 1e-3)
+        bias = np.log(mean / (1 - mean))
+    else:
+        bias = mean_image.reshape(-1, mean_image.shape[-1]).mean(axis=0)
+    output.bias.assign(bias.astype(np.float32))

@@ -98,7 +98,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # identity they had before the remedies existed.
 REMEDIES = ("ema_decay", "kmeans_init", "dead_code_steps")
 # Every setting added after runs were first stored: while unset (None) it stays out of a run's identity.
-ADDED_SETTINGS = (*REMEDIES, "gradient_estimator", "fsq_levels", "temperature_decay")
+ADDED_SETTINGS = (*REMEDIES, "gradient_estimator", "fsq_levels", "temperature_decay", "output_bias")
 
 # Version of the training recipe, part of every run's identity: a change of
 # what a run computes under the same settings gets a new number, so a stored
@@ -230,6 +230,13 @@ class RunConfig:
         LAYER_RULES["temperature_decay"],
         ("sqvae",),
         True,
+    )
+    output_bias: Optional[str] = setting(
+        None,
+        "--output-bias",
+        "the decoder's output starts at zeros (the notebooks') or data_mean, the training images' mean "
+        "(FSQ's default: from zeros its codes collapse to one)",
+        options.one_of(options.OUTPUT_BIASES),
     )
     reconstruction_scale: float = setting(1.0)
     pixel_max: float = setting(16.0)
@@ -379,6 +386,7 @@ _SHORT = {
     "ema_decay": "ema",
     "dead_code_steps": "restart",
     "temperature_decay": "tdecay",
+    "output_bias": "outbias",
 }
 
 
@@ -492,6 +500,7 @@ def _fill(dataset, bottleneck, flags):
         noise_std=0.0,
         fsq_levels="8,4,4",
         temperature_decay=1e-5,
+        output_bias="data_mean" if bottleneck == "fsq" else None,
         likelihood="original",
         # The VAE family and information dropout weigh the reconstruction by the
         # input size so that their regularisers keep the paper's weights.
@@ -505,8 +514,11 @@ def _fill(dataset, bottleneck, flags):
     for name, users in APPLIES_TO.items():
         if bottleneck not in users:
             defaults[name] = None
-    # A remedy switched off is None (see REMEDIES), however it was written.
+    # A remedy switched off is None (see REMEDIES), however it was written; so is a zero output bias where
+    # it is the default (the identity of runs from before the setting existed).
     given = {k: v for k, v in flags.items() if v is not None and not (k in REMEDIES and v is False)}
+    if given.get("output_bias") == "zeros" and defaults["output_bias"] is None:
+        del given["output_bias"]
     unknown = set(given) - {f.name for f in dataclasses.fields(RunConfig)}
     if unknown:
         raise UsageError(f"unknown setting(s): {', '.join(sorted(unknown))}")

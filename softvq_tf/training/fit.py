@@ -24,6 +24,7 @@ import tensorflow as tf
 from softvq_tf import compat
 from softvq_tf.layers import make_bottleneck
 from softvq_tf.models import Autoencoder, FusedAdam
+from softvq_tf.models.networks import start_output_at_data_mean
 from softvq_tf.options import QUANTIZERS
 from softvq_tf.training import figures, rundir, runtime
 from softvq_tf.training.backup import AtomicBackupAndRestore, agree_on_epoch
@@ -124,10 +125,13 @@ def make_dataset(images, config, seed, start_step=0):
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def build_model(config, data_variance):
-    """The ``Autoencoder`` that ``config`` describes, its bottleneck built from the config's layer options."""
+def build_model(config, data_variance, mean_image=None):
+    """The ``Autoencoder`` that ``config`` describes, its bottleneck built from the config's layer options.
+
+    ``mean_image``: the preprocessed training images' mean, for ``--output-bias data_mean``.
+    """
     bottleneck = make_bottleneck(config.bottleneck, **layer_options(config), seed=config.seed)
-    return Autoencoder(
+    model = Autoencoder(
         config.network,
         config.image_shape,
         config.latent_dim,
@@ -136,6 +140,11 @@ def build_model(config, data_variance):
         data_variance=data_variance,
         name="autoencoder",
     )
+    if config.output_bias == "data_mean":
+        if mean_image is None:
+            raise ValueError("output_bias='data_mean' needs the training images' mean_image")
+        start_output_at_data_mean(model.decoder, config.network, mean_image)
+    return model
 
 
 @dataclasses.dataclass
@@ -331,7 +340,10 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
 def _train(config, strategy, xla, chief, verbose, log, splits):
     if splits is None:
         splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
-    data_variance = float(np.var(preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()))
+    images = preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()
+    data_variance = float(np.var(images))
+    mean_image = images.mean(axis=0) if config.output_bias == "data_mean" else None
+    del images
     steps_per_epoch = epoch_length(config, len(splits.x_train))
     epochs = config.steps // steps_per_epoch
     if chief:
@@ -358,6 +370,7 @@ def _train(config, strategy, xla, chief, verbose, log, splits):
             backup_dir,
             work_dir,
             data_variance,
+            mean_image,
         )
     finally:
         if not chief:
@@ -372,7 +385,19 @@ def _task_name(strategy):
 
 
 def _fit_and_write(
-    config, strategy, xla, chief, verbose, log, splits, steps_per_epoch, epochs, backup_dir, work_dir, data_variance
+    config,
+    strategy,
+    xla,
+    chief,
+    verbose,
+    log,
+    splits,
+    steps_per_epoch,
+    epochs,
+    backup_dir,
+    work_dir,
+    data_variance,
+    mean_image,
 ):
     log(
         f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_eval)} test), "
@@ -381,7 +406,7 @@ def _fit_and_write(
     )
 
     with strategy.scope():
-        model = build_model(config, data_variance)
+        model = build_model(config, data_variance, mean_image)
         model.compile(
             optimizer=FusedAdam(config.lr, epsilon=config.adam_epsilon),
             steps_per_execution=config.steps_per_execution,
