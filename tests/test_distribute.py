@@ -35,8 +35,17 @@ def test_mirrored_two_replicas_match_one_replica(tmp_path):
             assert sum(one["history"]["dead_code_restarts"]) > 0  # the restart path ran
             keys.append("dead_code_restarts")
         for key in keys:
-            np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=2e-4, atol=1e-5, err_msg=key)
-        np.testing.assert_allclose(two["codebook"], one["codebook"], rtol=1e-3, atol=1e-5)
+            # Counts of hard assignments: a code at a near-tie may go to the other codeword when the two
+            # summation orders round differently (an AVX2 CPU gave perplexity 8.1924 against 8.1983). One
+            # flip among an epoch's 320 assignments moves the perplexity by up to about 1% and the count by 1.
+            discrete = key in ("perplexity", "codewords_in_use", "dead_code_restarts")
+            rtol, atol = (1e-2, 1.0) if discrete else (2e-4, 1e-5)
+            np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=rtol, atol=atol, err_msg=key)
+        # After such a flip the two codebooks drift apart (vq_remedies there: entries of about 0.1 moved by up
+        # to 0.0014, 0.12% of the codebook's norm), so they are compared as a whole; replicas that stopped
+        # agreeing are caught by codebook_in_sync above.
+        gap = np.linalg.norm(np.subtract(two["codebook"], one["codebook"])) / np.linalg.norm(one["codebook"])
+        assert gap < 1e-2, (bottleneck, gap)
     # SQ-VAE: its Gumbel noise is drawn per replica, so only its state must match one replica's exactly.
     one, two = report["sqvae"]["default"], report["sqvae"]["mirrored"]
     assert one["step_copies"] == [20.0] and two["step_copies"] == [20.0, 20.0] and two["codebook_in_sync"]
