@@ -340,10 +340,6 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
 def _train(config, strategy, xla, chief, verbose, log, splits):
     if splits is None:
         splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
-    images = preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()
-    data_variance = float(np.var(images))
-    mean_image = images.mean(axis=0) if config.output_bias == "data_mean" else None
-    del images
     steps_per_epoch = epoch_length(config, len(splits.x_train))
     epochs = config.steps // steps_per_epoch
     if chief:
@@ -358,19 +354,7 @@ def _train(config, strategy, xla, chief, verbose, log, splits):
         os.makedirs(work_dir)
     try:
         return _fit_and_write(
-            config,
-            strategy,
-            xla,
-            chief,
-            verbose,
-            log,
-            splits,
-            steps_per_epoch,
-            epochs,
-            backup_dir,
-            work_dir,
-            data_variance,
-            mean_image,
+            config, strategy, xla, chief, verbose, log, splits, steps_per_epoch, epochs, backup_dir, work_dir
         )
     finally:
         if not chief:
@@ -384,21 +368,11 @@ def _task_name(strategy):
     return f"{resolver.task_type}-{resolver.task_id}" if multi and resolver and resolver.task_type else None
 
 
-def _fit_and_write(
-    config,
-    strategy,
-    xla,
-    chief,
-    verbose,
-    log,
-    splits,
-    steps_per_epoch,
-    epochs,
-    backup_dir,
-    work_dir,
-    data_variance,
-    mean_image,
-):
+def _fit_and_write(config, strategy, xla, chief, verbose, log, splits, steps_per_epoch, epochs, backup_dir, work_dir):
+    images = preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()
+    data_variance = float(np.var(images))
+    mean_image = images.mean(axis=0) if config.output_bias == "data_mean" else None
+    del images
     log(
         f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_eval)} test), "
         f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if xla else ''}, "
