@@ -74,6 +74,20 @@ def test_fsq_layer_has_no_loss_and_counts_its_implicit_codebook():
         FiniteScalarQuantizer((8, 1))
 
 
+def test_fsq_code_is_the_bounded_projection_the_decoder_reads_before_rounding():
+    levels = (8, 4, 4)
+    layer = FiniteScalarQuantizer(levels, seed=0)
+    z_e = np.random.default_rng(3).normal(size=(256, 16)).astype(np.float32)
+    out = layer(tf.constant(z_e))
+    project_in, bias_in, project_out, bias_out = (w.numpy() for w in layer.weights)
+    bounded, _, _ = _numpy_bound((z_e @ project_in + bias_in).astype(np.float64), levels)
+    half_width = np.array([level // 2 for level in levels])
+    code = layer.code(tf.constant(z_e)).numpy()
+    np.testing.assert_allclose(code, bounded / half_width, atol=1e-5)
+    rounded = np.round(code * half_width) / half_width  # rounding the code gives what the decoder gets
+    np.testing.assert_allclose(out.numpy(), rounded @ project_out + bias_out, atol=1e-5)
+
+
 def test_rotation_trick_value_is_the_codeword_and_gradient_the_closed_form():
     rng = np.random.default_rng(3)
     e = rng.normal(size=(5, 4)).astype(np.float64)
@@ -211,6 +225,16 @@ def test_modern_quantizers_train_and_export(flags, tmp_path):
     result = train(config, verbose=0, log=lambda *a: None)
     assert np.isfinite(result.history["loss"]).all() and result.history["perplexity"][-1] >= 1
     assert (tmp_path / config.name / "encoder" / "saved_model.pb").exists()
+    if flags["bottleneck"] == "fsq":  # FSQ's own code is probed beside z_e, from the saved autoencoder
+        from softvq_tf.experiments import scoring
+        from softvq_tf.training.data import load_splits
+
+        run_dir = str(tmp_path / config.name)
+        row = scoring.score_run(run_dir, config, load_splits("digits"), scoring.probe_settings(3, 1), log=print)
+        assert 0 <= row["code"]["acc"] <= 100 and 0 <= row["code"]["nmi"] <= 1
+        plain, code_row = scoring.with_code_rows([row])
+        assert "code" not in plain and code_row["variant"].endswith(scoring.CODE_LABEL)
+        assert code_row["acc"] == row["code"]["acc"] and code_row["seed"] == row["seed"]
 
 
 @pytest.mark.slow

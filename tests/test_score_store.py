@@ -55,6 +55,20 @@ def test_a_score_from_another_cpu_is_reused_only_when_asked_and_names_its_path(t
     assert store.lookup(config, {"kmeans_inits": 10}, any_path=True) is None  # other probes: never
 
 
+def test_an_fsq_score_without_its_code_probe_is_redone_and_other_models_keep_theirs(tmp_path):
+    store = plan.ScoreStore(str(tmp_path / "scores"))
+    path, settings = {"xla": True, "replicas": 1}, {"kmeans_inits": 100}
+    for bottleneck in ("fsq", "soft_vq"):
+        config = resolve_config("digits", bottleneck, out=str(tmp_path))
+        record = {"identity": run_identity(config), "seed": 0, "probe_settings": settings, "row": {"acc": 1.0}}
+        record.update(weights_sha256="ab" * 32, execution=path)  # as stored before FSQ's code was probed
+        store._write(store.path(config), record)
+        found = store.lookup(config, settings, execution=path)
+        assert (found is None) == (bottleneck == "fsq"), bottleneck
+        store.put(config, settings, {"acc": 2.0}, "ab" * 32, path)  # stored by this code: reused
+        assert store.lookup(config, settings, execution=path)["acc"] == 2.0
+
+
 def test_old_scores_without_a_digest_are_never_reused():
     for path in (RESULTS / "scores" / "fashion_mnist").glob("*.json"):
         record = json.loads(path.read_text())

@@ -40,13 +40,14 @@ def main(argv=None):
     from softvq_tf.training.runtime import start_tensorflow
 
     start_tensorflow(args.verbose)
-    from softvq_tf.experiments import tables
+    from softvq_tf.experiments import scoring, tables
     from softvq_tf.experiments.plan import score_runs
 
     stem = args.output or os.path.join(args.root, "evaluation")
     # The score store sits beside the tables: a repeated evaluation rescores only runs whose weights changed.
     scores_dir = os.path.join(os.path.dirname(stem) or ".", "scores")
     rows = score_runs(runs, scores_dir, args.kmeans_inits, args.probe_epochs, args.tsne, raw=not args.no_raw)
+    rows = scoring.with_code_rows(rows)
     table = tables.summarize(rows)
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
     header = tables.command_line("softvq-evaluate", argv) + "\n\n"

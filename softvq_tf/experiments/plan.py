@@ -94,11 +94,13 @@ class ScoreStore:
         if stored is None:
             return None
         execution = None if any_path else execution or {}
+        settings = scoring.run_probe_settings(config, settings)
         if reusable(stored, run_identity(config), config.seed, settings, execution, digest, any_cpu):
             return {**stored["row"], "path": path_label(stored.get("execution"))}
         return None
 
     def put(self, config, settings, row, digest, execution):
+        settings = scoring.run_probe_settings(config, settings)
         record = {"identity": run_identity(config), "seed": config.seed, "probe_settings": settings, "row": row}
         record.update(weights_sha256=digest, execution=execution)
         self._write(self.path(config), record)

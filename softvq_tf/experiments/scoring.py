@@ -8,6 +8,7 @@ split held out of train). Rows are kept in the score store (``plan.ScoreStore``)
 import os
 import time
 
+import keras
 import numpy as np
 
 from softvq_tf.experiments import probes
@@ -66,6 +67,17 @@ PROBES_VERSION = 2
 def probe_settings(kmeans_inits=100, probe_epochs=30):
     """What a stored score's probes depend on besides the latents."""
     return {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs, "version": PROBES_VERSION}
+
+
+# Bottlenecks whose own code is probed beside z_e (``code_latents``), and what that code is.
+CODE_PROBED = {"fsq": "the bounded FSQ code before rounding"}
+
+
+def run_probe_settings(config, settings):
+    """``settings`` of one run: a run whose own code is probed as well says so (so older scores are redone)."""
+    if config.bottleneck in CODE_PROBED:
+        return {**settings, "code": CODE_PROBED[config.bottleneck]}
+    return settings
 
 
 def _data_key(config):
@@ -140,14 +152,28 @@ def latents(run_dir, images):
     return load_encoder(os.path.join(run_dir, "encoder"))(images)
 
 
+def code_latents(run_dir, *z_e):
+    """The bottleneck's own code of each ``z_e`` array (FSQ's ``code``), from the run's saved autoencoder."""
+    bottleneck = keras.saving.load_model(os.path.join(run_dir, "autoencoder.keras"), compile=False).bottleneck
+    return [bottleneck.code(z).numpy() for z in z_e]
+
+
 def score_run(run_dir, config, data, settings, log=print):
-    """Probe one finished run's exported encoder; returns its row (scores and training summary)."""
+    """Probe one finished run's exported encoder; returns its row (scores and training summary).
+
+    For a bottleneck in ``CODE_PROBED`` the row's ``code`` holds the same
+    probes of its own code (``code_latents``).
+    """
     log(f"{config.dataset}: {config.name}")
     encode = load_encoder(os.path.join(run_dir, "encoder"))
     train_z, test_z = encode(data.x_train), encode(data.x_eval)
-    scores = score_latents(
-        train_z, data.y_train, test_z, data.y_eval, settings["kmeans_inits"], settings["probe_epochs"], log=log
+    probe = lambda train, test: score_latents(  # noqa: E731
+        train, data.y_train, test, data.y_eval, settings["kmeans_inits"], settings["probe_epochs"], log=log
     )
+    scores = probe(train_z, test_z)
+    if config.bottleneck in CODE_PROBED:
+        log(f"    probing {CODE_PROBED[config.bottleneck]}")
+        scores["code"] = probe(*code_latents(run_dir, train_z, test_z))
     return {
         "dataset": config.dataset,
         "model": config.bottleneck,
@@ -160,3 +186,27 @@ def score_run(run_dir, config, data, settings, log=print):
         **scores,
         **training_summary(run_dir, config),
     }
+
+
+CODE_LABEL = "probed on its code"
+
+
+def with_code_rows(rows):
+    """``rows`` with, after each row that has ``code`` scores, that probe as a row of its own.
+
+    The extra row is the same run (its training summary, seed, path) with the
+    probes of its own code; its variant ends in ``CODE_LABEL`` and its
+    identity key in ``|code``, so tables group and compare it like a model.
+    """
+    out = []
+    for row in rows:
+        code = row.get("code")
+        plain = {k: v for k, v in row.items() if k != "code"}
+        out.append(plain)
+        if code:
+            variant = ", ".join(filter(None, (row.get("variant"), CODE_LABEL)))
+            extra = {"variant": variant, "identity_key": f"{row['identity_key']}|code"}
+            if "variant_name" in row:  # a sweep's label
+                extra["variant_name"] = f"{row['variant_name']} ({CODE_LABEL})"
+            out.append({**plain, **code, **extra})
+    return out

@@ -76,6 +76,16 @@ class FiniteScalarQuantizer(Bottleneck):
         basis = tf.constant(np.cumprod((1,) + self.levels[:-1]).astype(np.int64))
         return tf.reduce_sum(digits * basis, axis=-1)
 
+    def code(self, z_e):
+        """FSQ's own code of ``z_e [B, d]`` before rounding, scaled as the decoder reads it, ``[B, n]``.
+
+        The probes read this beside ``z_e``: FSQ trains only the ``n`` directions
+        of ``z_e`` that ``project_in`` keeps, so ``z_e``'s other ``d - n`` are
+        untrained noise to k-means, a handicap the other bottlenecks do not have.
+        """
+        z = tf.matmul(tf.cast(z_e, tf.float32), self.project_in) + self.bias_in
+        return self.bound(z) / self._half_width()
+
     def call(self, z_e, head=None, training=None):
         z_e = tf.cast(z_e, tf.float32)
         codes = self.round_to_levels(tf.matmul(z_e, self.project_in) + self.bias_in)  # [B, n]
