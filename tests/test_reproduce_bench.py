@@ -60,11 +60,11 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
     assert not (tmp_path / "runs").exists()
     assert json.load(open(tmp_path / "results" / "digits.json"))["table"] == table
     # Other settings are other runs: a budget of 3 steps reuses none of the 2-step runs or scores.
-    other = run_script([*args[: args.index("--steps") + 1], "3", *args[args.index("--steps") + 2 :]])
+    # (--from-store: plan and look up only; the paper figure's absence on other settings is test_probes's.)
+    steps = args.index("--steps") + 1
+    other = run_script([*args[:steps], "3", *args[steps + 1 :], "--from-store"])
     assert other.returncode == 0 and "8 runs planned, 0 already scored" in other.stdout, other.stderr[-2000:]
-    rows = json.load(open(tmp_path / "results" / "digits.json"))["runs"]
-    assert all("steps=3" in r["variant"] for r in rows if r["model"] != "raw")
-    assert all(r["paper"] is None for r in json.load(open(tmp_path / "results" / "digits.json"))["table"])
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_finished_run_is_never_reused_with_other_settings(tmp_path):
@@ -107,16 +107,20 @@ def test_bench_smoke(tmp_path):
             "2",
             "--kmeans-inits",
             "1",
+            "--cases",
+            "1,3,4,7",  # default, no XLA, bfloat16 (its own ceiling) and the CNN: every kind of row, half the runs
             "--output",
             str(tmp_path / "b.md"),
         ]
     )
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     report = (tmp_path / "b.md").read_text()
-    assert report.count("| MLP") == 6 and report.count("| CNN") == 2  # every row ran, bf16 and no-XLA included
+    assert report.count("| MLP") == 3 and report.count("| CNN") == 1  # every chosen row ran
     assert "3,811,168" in report  # the MLP soft VQ-VAE's parameter count, beside its ceiling
     missing = run_script(["-m", "softvq_tf.experiments.bench", "--data-dir", str(tmp_path / "nowhere")])
     assert_one_line_error(missing, "--data-dir", "dataset-fashion-mnist")
+    bad_cases = run_script(["-m", "softvq_tf.experiments.bench", "--data-dir", FASHION, "--cases", "0,9"])
+    assert_one_line_error(bad_cases, "--cases", "1 to 8")
 
 
 def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
@@ -137,6 +141,8 @@ def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
         "gaussian_noisy:likelihood=gaussian,noise_std=0.2",
         "--variant",
         "ae:bottleneck=ae",
+        "--variant",
+        "fsq:bottleneck=fsq",
         "--runs-dir",
         str(tmp_path / "runs"),
         "--output",
@@ -145,7 +151,9 @@ def test_sweep_scores_a_validation_split_and_rejects_bad_variants(tmp_path):
     result = run_script(args)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     rows = json.load(open(tmp_path / "s.json"))
-    assert [r["variant"] for r in rows] == ["original", "gaussian_noisy", "ae"]
+    # FSQ is probed on z_e and on its own code, each a row, in the order the variants were given.
+    assert [r["variant"] for r in rows] == ["original", "gaussian_noisy", "ae", "fsq", "fsq (probed on its code)"]
+    assert rows[4]["reconstruction_nmse"] == rows[3]["reconstruction_nmse"]  # one run, two latents
     assert rows[1]["settings"] == {"likelihood": "gaussian", "noise_std": 0.2}
     assert rows[2]["perplexity"] is None and rows[0]["perplexity"] is not None
     config = json.load(

@@ -54,8 +54,13 @@ def matmul_peak_gflops(dtype="float32", n=2048, repeats=30):
     a = tf.cast(tf.random.normal([n, n]), dtype)
     b = tf.cast(tf.random.normal([n, n]), dtype)
     mm = tf.function(lambda: tf.matmul(a, b))
-    mm()
-    best = min(_timed(mm, 1) for _ in range(repeats))
+    mm(), mm()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mm()
+        times.append(time.perf_counter() - start)
+    best = min(times)
     return 2 * n**3 / best / 1e9
 
 
@@ -285,6 +290,37 @@ def probe_timings(n=10_000, d=64, kmeans_inits=100):
     return timings
 
 
+CASES = [  # (label, network, batch, precision, extra train.py flags)
+    ("default", "mlp", 64, "float32", []),
+    ("default", "mlp", 32, "float32", []),
+    ("--no-jit-compile (no XLA)", "mlp", 64, "float32", ["--no-jit-compile"]),
+    ("--precision mixed_bfloat16", "mlp", 64, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
+    (
+        "--precision mixed_bfloat16 --jit-compile",
+        "mlp",
+        64,
+        "mixed_bfloat16",
+        ["--precision", "mixed_bfloat16", "--jit-compile"],
+    ),
+    ("--precision mixed_bfloat16", "mlp", 32, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
+    ("default", "cnn", 32, "float32", []),
+    ("--jit-compile", "cnn", 32, "float32", ["--jit-compile"]),
+]
+
+
+def _parse_cases(text, count):
+    """``"1,3"`` -> ``[0, 2]`` (indices into ``CASES``); None -> all."""
+    if text is None:
+        return list(range(count))
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or not all(1 <= n <= count for n in numbers):
+        raise UsageError(f"--cases must be comma-separated numbers from 1 to {count} (got {text!r})")
+    return sorted({n - 1 for n in numbers})
+
+
 def main(argv=None):
     p = ArgumentParser(prog="softvq-bench", description="The default train.py path against the machine's ceiling.")
     p.add_argument("--data-dir", default=FASHION, help=f"Fashion-MNIST files for the MLP runs (default {FASHION})")
@@ -295,6 +331,9 @@ def main(argv=None):
     p.add_argument("--pairs", type=int, default=2, help="(short, long) pairs per row (default 2)")
     p.add_argument("--repeats", type=int, default=50, help="timed calls of each ceiling part (default 50)")
     p.add_argument("--kmeans-inits", type=int, default=100)
+    p.add_argument(
+        "--cases", help="comma-separated numbers of the cases to time, 1-8 in the report's order (default all)"
+    )
     p.add_argument("--output", help="write a Markdown report here (e.g. results/benchmarks.md)")
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
@@ -305,31 +344,21 @@ def main(argv=None):
         )
     if not (0 < args.short < args.long and 0 < args.cnn_short < args.cnn_long and args.pairs >= 1):
         raise UsageError("need 0 < --short < --long, 0 < --cnn-short < --cnn-long and --pairs >= 1")
+    chosen = _parse_cases(args.cases, len(CASES))
     from softvq_tf.training.runtime import start_tensorflow
 
     tf = start_tensorflow(args.verbose)
-    peaks = {"float32": matmul_peak_gflops("float32"), "mixed_bfloat16": matmul_peak_gflops("bfloat16")}
+    peak_repeats = min(30, args.repeats)
+    peaks = {
+        "float32": matmul_peak_gflops("float32", repeats=peak_repeats),
+        "mixed_bfloat16": matmul_peak_gflops("bfloat16", repeats=peak_repeats),
+    }
     print(
         f"matmul peak (2048^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['mixed_bfloat16']:.0f} GFLOP/s",
         flush=True,
     )
     mlp = ["--dataset", "fashion_mnist", "--data-dir", args.data_dir, "--bottleneck", "soft_vq"]
-    cases = [  # (label, network, batch, precision, extra train.py flags)
-        ("default", "mlp", 64, "float32", []),
-        ("default", "mlp", 32, "float32", []),
-        ("--no-jit-compile (no XLA)", "mlp", 64, "float32", ["--no-jit-compile"]),
-        ("--precision mixed_bfloat16", "mlp", 64, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
-        (
-            "--precision mixed_bfloat16 --jit-compile",
-            "mlp",
-            64,
-            "mixed_bfloat16",
-            ["--precision", "mixed_bfloat16", "--jit-compile"],
-        ),
-        ("--precision mixed_bfloat16", "mlp", 32, "mixed_bfloat16", ["--precision", "mixed_bfloat16"]),
-        ("default", "cnn", 32, "float32", []),
-        ("--jit-compile", "cnn", 32, "float32", ["--jit-compile"]),
-    ]
+    cases = [CASES[i] for i in chosen]
     rows, ceilings = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         cnn = [
