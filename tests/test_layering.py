@@ -69,3 +69,9 @@ def test_the_command_line_checks_flags_before_tensorflow_loads():
         "if k not in ('quiet', 'dry_run', 'verbose')})"
     )
     assert not tensorflow and "softvq_tf.layers" not in modules, modules
+
+
+def test_scoring_alone_can_reload_a_saved_autoencoder():
+    # code_latents loads a run's autoencoder.keras, so importing the scoring must register the Autoencoder.
+    modules, _ = _loaded_after("import softvq_tf.experiments.scoring")
+    assert "softvq_tf.models.autoencoder" in modules, modules

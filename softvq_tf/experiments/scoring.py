@@ -11,6 +11,7 @@ import time
 import keras
 import numpy as np
 
+from softvq_tf import models  # noqa: F401 (registers the Autoencoder for code_latents' load_model)
 from softvq_tf.experiments import probes
 from softvq_tf.training import rundir
 from softvq_tf.training.config import identity_key, variant_label
