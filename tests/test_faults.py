@@ -39,7 +39,10 @@ def test_a_damaged_backup_falls_back_to_the_one_before_and_still_ends_identical(
 
     command = [os.path.join(REPO, "train.py"), *DIGITS[1:], "--out", str(tmp_path), "--name", "run"]
     run = tmp_path / "run"
-    assert len(_kill_after_backups(command, run, 3, tmp_path)) == 2  # the two newest are kept
+    kept = _kill_after_backups(command, run, 3, tmp_path)
+    # The two newest are kept; the oldest goes only after the newest is complete, so a kill in between
+    # (seen in CI) leaves three.
+    assert kept[:2] == [3, 2] and len(kept) <= 3, kept
     weights = os.path.join(backup.backups(str(run / "backup"))[0][1], backup.WEIGHTS)
     with open(weights, "r+b") as f:  # a write cut short
         f.truncate(os.path.getsize(weights) // 3)
