@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
-from softvq_tf.experiments.bench import thread_cpu_seconds
+from softvq_tf.experiments.bench import machine_busy_seconds, thread_cpu_seconds
 from softvq_tf.experiments.steadiness import parse_setting, slow_runs
 from softvq_tf.training.errors import UsageError
 
@@ -36,6 +36,12 @@ def test_thread_cpu_seconds_reads_this_process_threads():
     assert thread_cpu_seconds(2**22 + 12345) == {}  # no such process: nothing, no error
 
 
+def test_machine_busy_seconds_grow_with_work():
+    before = machine_busy_seconds()
+    sum(i * i for i in range(3_000_000))  # about 0.2 s on one core
+    assert machine_busy_seconds() - before > 0.05
+
+
 @pytest.mark.slow
 def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     output = tmp_path / "s.md"
@@ -47,5 +53,6 @@ def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     runs = json.load(open(tmp_path / "s.json"))
     assert all(len(runs[name]) == 2 and all(r["fit"] > 0 and r["cores"] > 0 for r in runs[name]) for name in "ab")
     assert all(sum(r["thread_cpu_seconds"].values()) > 0 for r in runs["a"])  # the threads were sampled
+    assert all(r["other_cores"] >= 0 and r["steal"] >= 0 for r in runs["a"])  # and the rest of the machine
     assert "`TF_NUM_INTEROP_THREADS=1`" in output.read_text()
     assert_one_line_error(run_script([*args, "--setting", "a:", "--runs", "1"]), "--runs")

@@ -183,6 +183,16 @@ def _steal_seconds():
         return None
 
 
+def machine_busy_seconds():
+    """CPU seconds all CPUs of this machine spent busy so far (``/proc/stat``: all but idle, iowait, steal), or None."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in f.readline().split()[1:8])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
 def thread_cpu_seconds(pid):
     """CPU seconds of each live thread of process ``pid``, summed by thread name (Linux ``/proc``; {} elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -206,15 +216,16 @@ def thread_cpu_seconds(pid):
 def _train_run(args, steps, out, env=None, sample_seconds=0.5):
     """One whole ``python train.py`` run, with ``env`` added to the environment.
 
-    Returns ``{wall, cores, steal, threads}``: wall seconds, cores busy on
-    average, seconds stolen by the VM host, and the CPU seconds of the run's
+    Returns ``{wall, cores, other_cores, steal, threads}``: wall seconds, cores
+    busy on average, cores the rest of the machine kept busy meanwhile (other
+    processes, the kernel), seconds stolen by the VM host, and the CPU seconds of the run's
     busiest threads by name (sampled every ``sample_seconds`` while it runs; the
     wait returns as soon as it ends), so a slow run shows which thread pool idled.
     """
     import resource
 
     command = [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"]
-    before, steal = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds()
+    before, steal, busy = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds(), machine_busy_seconds()
     threads = {}
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the run
@@ -233,8 +244,9 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / seconds
     stolen = None if steal is None else _steal_seconds() - steal
+    others = None if busy is None else max(0.0, (machine_busy_seconds() - busy) / seconds - cpu)
     busiest = dict(sorted(threads.items(), key=lambda item: -item[1])[:6])
-    return {"wall": seconds, "cores": cpu, "steal": stolen, "threads": busiest}
+    return {"wall": seconds, "cores": cpu, "other_cores": others, "steal": stolen, "threads": busiest}
 
 
 def time_train_runs(args, short, long, pairs):

@@ -9,8 +9,10 @@ variables. The settings take turns, run by run, so a drift of the machine over
 the hour hits all of them alike. A run is slow when its training time (from
 its ``history.json``: the fit alone, no start-up or export) is below 80% of
 the speed of the setting's fastest run. Each run's JSON record also keeps the CPU seconds
-of its busiest threads by name (sampled every half second from ``/proc``), so a slow
-run shows which thread pool went idle. Run it on an otherwise idle machine.
+of its busiest threads by name (sampled every half second from ``/proc``), the cores
+the rest of the machine kept busy meanwhile and the seconds the VM host stole, so a
+slow run shows whether a thread pool went idle or the CPU went to something else.
+Run it on an otherwise idle machine.
 """
 
 import json
@@ -54,7 +56,14 @@ def _one_run(flags, env, out, steps):
     (name,) = os.listdir(out)
     with open(os.path.join(out, name, "history.json")) as f:
         fit_seconds = json.load(f)["seconds_this_session"]
-    return {"wall": run["wall"], "fit": fit_seconds, "cores": run["cores"], "thread_cpu_seconds": run["threads"]}
+    return {
+        "wall": run["wall"],
+        "fit": fit_seconds,
+        "cores": run["cores"],
+        "other_cores": run["other_cores"],
+        "steal": run["steal"],
+        "thread_cpu_seconds": run["threads"],
+    }
 
 
 def report(settings, results, args, argv):
@@ -110,7 +119,13 @@ def main(argv=None):
             for name, env in settings:
                 run = _one_run(flags, env, os.path.join(tmp, f"{name}-{i}"), args.steps)
                 results[name].append(run)
-                print(f"{name} run {i}: fit {run['fit']:.1f} s, wall {run['wall']:.1f} s, cores {run['cores']:.2f}")
+                machine = "" if run["other_cores"] is None else f", other processes {run['other_cores']:.2f} cores"
+                steal = "" if run["steal"] is None else f", stolen {run['steal']:.1f} s"
+                print(
+                    f"{name} run {i}: fit {run['fit']:.1f} s, wall {run['wall']:.1f} s, cores {run['cores']:.2f}"
+                    + machine
+                    + steal
+                )
                 sys.stdout.flush()
     text = report(settings, results, args, argv)
     print(text)
