@@ -36,15 +36,15 @@ from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
 FASHION = "/usr/share/datasets/fashion-mnist"
 
 
-def _timed(fn, repeats):
-    """Median seconds of ``fn()`` over ``repeats`` calls, after two warm-up calls."""
+def _timed(fn, repeats, statistic=np.median):
+    """``statistic`` (the median) of the seconds of ``fn()`` over ``repeats`` calls, after two warm-up calls."""
     fn(), fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(statistic(times))
 
 
 def matmul_peak_gflops(dtype="float32", n=2048, repeats=30):
@@ -54,13 +54,7 @@ def matmul_peak_gflops(dtype="float32", n=2048, repeats=30):
     a = tf.cast(tf.random.normal([n, n]), dtype)
     b = tf.cast(tf.random.normal([n, n]), dtype)
     mm = tf.function(lambda: tf.matmul(a, b))
-    mm(), mm()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        mm()
-        times.append(time.perf_counter() - start)
-    best = min(times)
+    best = _timed(mm, repeats, statistic=min)
     return 2 * n**3 / best / 1e9
 
 
@@ -173,24 +167,18 @@ def ceiling(dataset, batch_size, precision="float32", repeats=50):
     }
 
 
-def _steal_seconds():
-    """CPU time the hypervisor took from this VM so far (``steal`` in /proc/stat), or None off Linux."""
+def machine_cpu_seconds():
+    """``(busy, steal)``: CPU seconds all CPUs of this machine spent busy, and the VM host took, so far.
+
+    From ``/proc/stat``'s first line (busy: all but idle, iowait and steal); None off Linux.
+    """
     try:
         with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def machine_busy_seconds():
-    """CPU seconds all CPUs of this machine spent busy so far (``/proc/stat``: all but idle, iowait, steal), or None."""
-    try:
-        with open("/proc/stat") as f:
-            user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in f.readline().split()[1:8])
-        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
     except (OSError, ValueError):
         return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / ticks, steal / ticks
 
 
 def thread_cpu_seconds(pid):
@@ -225,7 +213,7 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
     import resource
 
     command = [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"]
-    before, steal, busy = resource.getrusage(resource.RUSAGE_CHILDREN), _steal_seconds(), machine_busy_seconds()
+    before, machine_before = resource.getrusage(resource.RUSAGE_CHILDREN), machine_cpu_seconds()
     threads = {}
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the run
@@ -243,8 +231,10 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
         raise RuntimeError(f"train.py {' '.join(args)} --steps {steps} failed: {stderr.strip()[-500:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / seconds
-    stolen = None if steal is None else _steal_seconds() - steal
-    others = None if busy is None else max(0.0, (machine_busy_seconds() - busy) / seconds - cpu)
+    others = stolen = None
+    if machine_before is not None:
+        (busy, steal), (busy_before, steal_before) = machine_cpu_seconds(), machine_before
+        others, stolen = max(0.0, (busy - busy_before) / seconds - cpu), steal - steal_before
     busiest = dict(sorted(threads.items(), key=lambda item: -item[1])[:6])
     return {"wall": seconds, "cores": cpu, "other_cores": others, "steal": stolen, "threads": busiest}
 

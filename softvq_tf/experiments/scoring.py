@@ -192,6 +192,11 @@ def score_run(run_dir, config, data, settings, log=print):
 CODE_LABEL = "probed on its code"
 
 
+def code_row_name(name):
+    """The name of the row that probes ``name``'s own code: ``"fsq"`` -> ``"fsq (probed on its code)"``."""
+    return f"{name} ({CODE_LABEL})"
+
+
 def with_code_rows(rows):
     """``rows`` with, after each row that has ``code`` scores, that probe as a row of its own.
 
@@ -208,6 +213,6 @@ def with_code_rows(rows):
             variant = ", ".join(filter(None, (row.get("variant"), CODE_LABEL)))
             extra = {"variant": variant, "identity_key": f"{row['identity_key']}|code"}
             if "variant_name" in row:  # a sweep's label
-                extra["variant_name"] = f"{row['variant_name']} ({CODE_LABEL})"
+                extra["variant_name"] = code_row_name(row["variant_name"])
             out.append({**plain, **code, **extra})
     return out

@@ -124,7 +124,7 @@ def main(argv=None):
     start_tensorflow(args.verbose)
     from softvq_tf.experiments import tables
     from softvq_tf.experiments.plan import run_plan
-    from softvq_tf.experiments.scoring import CODE_LABEL, with_code_rows
+    from softvq_tf.experiments.scoring import code_row_name, with_code_rows
     from softvq_tf.training import rundir
 
     start = time.time()
@@ -138,7 +138,7 @@ def main(argv=None):
     scores = with_code_rows(scores)
     summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}
     rows = []
-    for name, settings in [(n, s) for variant, s in variants for n in (variant, f"{variant} ({CODE_LABEL})")]:
+    for name, settings in [(n, s) for variant, s in variants for n in (variant, code_row_name(variant))]:
         if name not in summary:  # no probe of the bottleneck's own code
             continue
         entry = summary[name]

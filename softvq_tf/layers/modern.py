@@ -83,12 +83,14 @@ class FiniteScalarQuantizer(Bottleneck):
         of ``z_e`` that ``project_in`` keeps, so ``z_e``'s other ``d - n`` are
         untrained noise to k-means, a handicap the other bottlenecks do not have.
         """
-        z = tf.matmul(tf.cast(z_e, tf.float32), self.project_in) + self.bias_in
-        return self.bound(z) / self._half_width()
+        return self.bound(self._project(z_e)) / self._half_width()
+
+    def _project(self, z_e):
+        """``z_e [B, d]`` projected to the ``n`` quantized dimensions, before bounding."""
+        return tf.matmul(tf.cast(z_e, tf.float32), self.project_in) + self.bias_in
 
     def call(self, z_e, head=None, training=None):
-        z_e = tf.cast(z_e, tf.float32)
-        codes = self.round_to_levels(tf.matmul(z_e, self.project_in) + self.bias_in)  # [B, n]
+        codes = self.round_to_levels(self._project(z_e))  # [B, n]
         probs = tf.one_hot(self.code_indices(codes), self.num_codewords)  # [B, prod(levels)]
         self.perplexity.update_state(probs)
         self.codewords_in_use.update_state(probs)
