@@ -105,6 +105,26 @@ def test_evaluate_run_without_encoder_is_one_line(tmp_path):
     assert_one_line_error(run_script(["evaluate.py", "--runs", str(tmp_path / "run")]), "no exported encoder")
 
 
+@pytest.mark.slow
+def test_evaluate_run_with_a_damaged_encoder_is_one_line_that_says_to_retrain(digits_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "encoder" / "saved_model.pb").write_bytes(b"\x08\x01torn")
+    result = run_script(["evaluate.py", "--runs", str(run), "--kmeans-inits", "1", "--no-raw"])
+    assert_one_line_error(result, "encoder is missing or damaged")
+    assert f"delete {run}" in result.stderr
+
+
+def test_a_missing_saved_autoencoder_is_one_line_that_says_to_retrain(tmp_path):
+    from softvq_tf.experiments.scoring import code_latents
+    from softvq_tf.training.errors import DataError
+
+    with pytest.raises(DataError, match="autoencoder.keras is missing or damaged .*delete .* again to retrain"):
+        code_latents(str(tmp_path), np.zeros((2, 4), np.float32))
+
+
 def test_run_identity_ignores_seed_and_execution_but_nothing_else():
     from softvq_tf.training.config import identity_key, resolve_config, variant_label
 

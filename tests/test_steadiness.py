@@ -3,12 +3,15 @@
 import json
 import os
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
-from softvq_tf.experiments.bench import machine_cpu_seconds, thread_cpu_seconds
-from softvq_tf.experiments.steadiness import parse_setting, slow_runs
+from softvq_tf.experiments.bench import machine_cpu_seconds, run_queue_seconds, thread_cpu_seconds
+from softvq_tf.experiments.steadiness import parse_setting, report, slow_runs
 from softvq_tf.training.errors import UsageError
 
 
@@ -43,6 +46,29 @@ def test_machine_busy_seconds_grow_with_work():
     assert busy - busy_before > 0.05 and steal >= steal_before
 
 
+def test_run_queue_seconds_grow_while_processes_outnumber_the_cores():
+    spin = [sys.executable, "-c", "while True: pass"]
+    spinners = [subprocess.Popen(spin) for _ in range((os.cpu_count() or 1) + 1)]
+    try:
+        time.sleep(1.0)
+        queued = [run_queue_seconds(p.pid) for p in spinners]
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    assert sum(queued) > 0.1  # one process more than cores: about a core-second of waiting between them
+    assert run_queue_seconds(2**22 + 12345) == 0.0  # no such process: nothing, no error
+
+
+def test_the_report_names_what_each_slow_run_lost():
+    fast = {"fit": 10.0, "cores": 1.7, "waiting": 0.1, "other_cores": 0.0, "steal": 0.0}
+    slow = {"fit": 20.0, "cores": 1.0, "waiting": 0.0, "other_cores": 0.0, "steal": 9.5}
+    args = type("Args", (), {"steps": 2500, "batch_size": 64})()
+    text = report([("default", {})], {"default": [fast, slow, fast]}, args, ["--runs", "3"])
+    row = next(line for line in text.splitlines() if line.startswith("| default"))
+    assert "| 1 |" in row and "1.00, 0.00, 0.00, 9.5 (1.70, 0.10, 0.00, 0.0)" in row and "**20.0 (1.00)**" in row
+
+
 @pytest.mark.slow
 def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     output = tmp_path / "s.md"
@@ -54,6 +80,6 @@ def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     runs = json.load(open(tmp_path / "s.json"))
     assert all(len(runs[name]) == 2 and all(r["fit"] > 0 and r["cores"] > 0 for r in runs[name]) for name in "ab")
     assert all(sum(r["thread_cpu_seconds"].values()) > 0 for r in runs["a"])  # the threads were sampled
-    assert all(r["other_cores"] >= 0 and r["steal"] >= 0 for r in runs["a"])  # and the rest of the machine
+    assert all(r["other_cores"] >= 0 and r["steal"] >= 0 and r["waiting"] >= 0 for r in runs["a"])  # and the machine
     assert "`TF_NUM_INTEROP_THREADS=1`" in output.read_text()
     assert_one_line_error(run_script([*args, "--setting", "a:", "--runs", "1"]), "--runs")

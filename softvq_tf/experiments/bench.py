@@ -201,20 +201,39 @@ def thread_cpu_seconds(pid):
     return by_name
 
 
+def run_queue_seconds(pid):
+    """Seconds the live threads of process ``pid`` spent ready to run but waiting for a core (Linux
+    ``/proc/PID/task/*/schedstat``, second field; 0.0 elsewhere): high when the process has more
+    runnable threads than the machine has cores free, near 0 when a thread pool sits idle."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended
+    return total / 1e9
+
+
 def _train_run(args, steps, out, env=None, sample_seconds=0.5):
     """One whole ``python train.py`` run, with ``env`` added to the environment.
 
-    Returns ``{wall, cores, other_cores, steal, threads}``: wall seconds, cores
-    busy on average, cores the rest of the machine kept busy meanwhile (other
-    processes, the kernel), seconds stolen by the VM host, and the CPU seconds of the run's
-    busiest threads by name (sampled every ``sample_seconds`` while it runs; the
-    wait returns as soon as it ends), so a slow run shows which thread pool idled.
+    Returns ``{wall, cores, waiting, other_cores, steal, threads}``: wall seconds, cores
+    busy on average, threads of the run ready but waiting for a core on average, cores the
+    rest of the machine kept busy meanwhile (other processes, the kernel), seconds stolen by
+    the VM host, and the CPU seconds of the run's busiest threads by name (sampled every
+    ``sample_seconds`` while it runs; the wait returns as soon as it ends), so a slow run
+    shows which thread pool idled, or whether its threads queued for a core.
     """
     import resource
 
     command = [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"]
     before, machine_before = resource.getrusage(resource.RUSAGE_CHILDREN), machine_cpu_seconds()
-    threads = {}
+    threads, queued = {}, 0.0
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the run
         proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors)
@@ -224,6 +243,7 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
                 break
             except subprocess.TimeoutExpired:
                 threads = thread_cpu_seconds(proc.pid) or threads  # the last sample before the process ends
+                queued = max(queued, run_queue_seconds(proc.pid))
         seconds = time.perf_counter() - start
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
@@ -236,7 +256,14 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
         (busy, steal), (busy_before, steal_before) = machine_cpu_seconds(), machine_before
         others, stolen = max(0.0, (busy - busy_before) / seconds - cpu), steal - steal_before
     busiest = dict(sorted(threads.items(), key=lambda item: -item[1])[:6])
-    return {"wall": seconds, "cores": cpu, "other_cores": others, "steal": stolen, "threads": busiest}
+    return {
+        "wall": seconds,
+        "cores": cpu,
+        "waiting": queued / seconds,
+        "other_cores": others,
+        "steal": stolen,
+        "threads": busiest,
+    }
 
 
 def time_train_runs(args, short, long, pairs):

@@ -148,15 +148,32 @@ def training_summary(run_dir, config):
     }
 
 
+def _load_saved(run_dir, name, load):
+    """``load(run_dir/name)``; a missing or damaged file is one line that says how to redo the run."""
+    path = os.path.join(run_dir, name)
+    try:
+        return load(path)
+    except Exception as error:  # Keras and TensorFlow raise many kinds for one damaged file
+        raise DataError(
+            f"{path} is missing or damaged ({type(error).__name__}); delete {run_dir} and run the command "
+            "again to retrain it"
+        ) from None
+
+
+def run_encoder(run_dir):
+    """A finished run's exported encoder: ``uint8 images -> z_e`` (``export.load_encoder``)."""
+    return _load_saved(run_dir, "encoder", load_encoder)
+
+
 def latents(run_dir, images):
     """``z_e [N, d]`` of ``images`` from a finished run's exported encoder."""
-    return load_encoder(os.path.join(run_dir, "encoder"))(images)
+    return run_encoder(run_dir)(images)
 
 
 def code_latents(run_dir, *z_e):
     """The bottleneck's own code of each ``z_e`` array (FSQ's ``code``), from the run's saved autoencoder."""
-    bottleneck = keras.saving.load_model(os.path.join(run_dir, "autoencoder.keras"), compile=False).bottleneck
-    return [bottleneck.code(z).numpy() for z in z_e]
+    model = _load_saved(run_dir, "autoencoder.keras", lambda path: keras.saving.load_model(path, compile=False))
+    return [model.bottleneck.code(z).numpy() for z in z_e]
 
 
 def score_run(run_dir, config, data, settings, log=print):
@@ -166,7 +183,7 @@ def score_run(run_dir, config, data, settings, log=print):
     probes of its own code (``code_latents``).
     """
     log(f"{config.dataset}: {config.name}")
-    encode = load_encoder(os.path.join(run_dir, "encoder"))
+    encode = run_encoder(run_dir)
     train_z, test_z = encode(data.x_train), encode(data.x_eval)
     probe = lambda train, test: score_latents(  # noqa: E731
         train, data.y_train, test, data.y_eval, settings["kmeans_inits"], settings["probe_epochs"], log=log

@@ -10,8 +10,9 @@ the hour hits all of them alike. A run is slow when its training time (from
 its ``history.json``: the fit alone, no start-up or export) is below 80% of
 the speed of the setting's fastest run. Each run's JSON record also keeps the CPU seconds
 of its busiest threads by name (sampled every half second from ``/proc``), the cores
-the rest of the machine kept busy meanwhile and the seconds the VM host stole, so a
-slow run shows whether a thread pool went idle or the CPU went to something else.
+the rest of the machine kept busy meanwhile, the seconds the VM host stole, and how many
+of its threads were ready but queued for a core on average, so a slow run shows whether a
+thread pool went idle, its threads queued for a core, or the CPU went to something else.
 Run it on an otherwise idle machine.
 """
 
@@ -60,10 +61,24 @@ def _one_run(flags, env, out, steps):
         "wall": run["wall"],
         "fit": fit_seconds,
         "cores": run["cores"],
+        "waiting": run["waiting"],
         "other_cores": run["other_cores"],
         "steal": run["steal"],
         "thread_cpu_seconds": run["threads"],
     }
+
+
+def _median(runs, key):
+    values = [r.get(key) for r in runs if r.get(key) is not None]
+    return float(np.median(values)) if values else None
+
+
+def _record(run):
+    """``cores, queued, others, stolen`` of one run (or of the medians); ``-`` where not measured."""
+    return ", ".join(
+        "-" if run.get(key) is None else fmt.format(run[key])
+        for key, fmt in (("cores", "{:.2f}"), ("waiting", "{:.2f}"), ("other_cores", "{:.2f}"), ("steal", "{:.1f}"))
+    )
 
 
 def report(settings, results, args, argv):
@@ -74,11 +89,13 @@ def report(settings, results, args, argv):
         "",
         f"Each run: `train.py --dataset fashion_mnist --bottleneck soft_vq --steps {args.steps} --batch-size "
         f"{args.batch_size}` (default flags) with the setting's environment; settings take turns run by run. "
-        f"Slow: fit time more than 1/{SLOW:g} of the setting's fastest run's. Cores: CPU seconds / wall seconds.",
+        f"Slow: fit time more than 1/{SLOW:g} of the setting's fastest run's. Cores: CPU seconds / wall seconds. "
+        "Each slow run's record: cores busy, threads queued for a core, cores busy in other processes, "
+        "seconds stolen by the VM host; the medians of all runs beside them.",
         "",
         "| setting | environment | runs | slow runs | fit seconds: best / median / worst | cores busy: median (min) "
-        "| every run's fit seconds (cores) |",
-        "|---|---|---|---|---|---|---|",
+        "| slow runs: cores, queued, others, stolen s (median of all) | every run's fit seconds (cores) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, env in settings:
         runs = results[name]
@@ -90,9 +107,11 @@ def report(settings, results, args, argv):
             for i, r in enumerate(runs)
         )
         environment = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "-"
+        medians = {key: _median(runs, key) for key in ("cores", "waiting", "other_cores", "steal")}
+        causes = "; ".join(_record(r) for i, r in enumerate(runs) if i in slow) or "-"
         lines.append(
             f"| {name} | {environment} | {len(runs)} | {len(slow)} | {min(fit):.1f} / {np.median(fit):.1f} / "
-            f"{max(fit):.1f} | {np.median(cores):.2f} ({min(cores):.2f}) | {every} |"
+            f"{max(fit):.1f} | {np.median(cores):.2f} ({min(cores):.2f}) | {causes} ({_record(medians)}) | {every} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -119,7 +138,8 @@ def main(argv=None):
             for name, env in settings:
                 run = _one_run(flags, env, os.path.join(tmp, f"{name}-{i}"), args.steps)
                 results[name].append(run)
-                machine = "" if run["other_cores"] is None else f", other processes {run['other_cores']:.2f} cores"
+                machine = f", queued {run['waiting']:.2f}"
+                machine += "" if run["other_cores"] is None else f", other processes {run['other_cores']:.2f} cores"
                 steal = "" if run["steal"] is None else f", stolen {run['steal']:.1f} s"
                 print(
                     f"{name} run {i}: fit {run['fit']:.1f} s, wall {run['wall']:.1f} s, cores {run['cores']:.2f}"
