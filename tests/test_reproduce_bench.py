@@ -207,3 +207,22 @@ def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
     text = (tmp_path / "t.md").read_text()
     assert "on the test split" in text and "training time (s)" in text and "Every run:" in text
     assert "k-means restart (of 1) with" in text  # the note names the restarts the scores used
+    # --from-store trains nothing and writes the table of the runs scored so far (as after each run of a sweep).
+    next((tmp_path / "scores" / "digits").glob("digits_vq_*_steps250_seed0.json")).unlink()  # the plain run's
+    (tmp_path / "t.md").unlink()
+    partial = run_script([*args, "--from-store"])
+    assert partial.returncode == 0 and partial.stderr == "", partial.stderr[-3000:]
+    assert "Epoch" not in partial.stdout and "1 already scored" in partial.stdout
+    entries = json.load(open(tmp_path / "t.json"))["table"]
+    assert len(entries) == 1 and "dead_code_steps=5" in entries[0]["variant"]
+    assert (tmp_path / "t.md").exists()
+
+
+def test_sweep_from_an_empty_store_is_one_line(tmp_path, capsys):
+    from softvq_tf.experiments import sweep
+    from softvq_tf.training.errors import run_cli
+
+    argv = ["--dataset", "digits", "--variant", "x:", "--from-store", "--scores-dir", str(tmp_path / "scores")]
+    assert run_cli(sweep.main, [*argv, "--output", str(tmp_path / "s.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no stored scores" in err and "without --from-store" in err

@@ -13,7 +13,8 @@ switches the model; any other key is a ``RunConfig`` field). Runs go to
 ``RUNS_DIR/DATASET/`` under their usual names and, like their scores, are
 reused when finished (``softvq_tf.experiment``); the probes score the
 held-out part of train. Writes ``results/sweep_DATASET.md`` (and JSON) with
-the validation scores and each run's final training losses.
+the validation scores and each run's final training losses, rewritten after
+every run; ``--from-store`` writes them from the stored scores alone.
 """
 
 import json
@@ -78,6 +79,11 @@ def main(argv=None):
     p.add_argument("--scores-dir", help="per-run scores (default: scores/ beside the output)")
     p.add_argument("--output", help="default results/sweep_DATASET.md")
     p.add_argument("--any-cpu", action="store_true", help=ANY_CPU_HELP)
+    p.add_argument(
+        "--from-store",
+        action="store_true",
+        help="train nothing: write the tables from the stored scores of the planned runs, whatever path made them",
+    )
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     if args.test:
@@ -122,32 +128,39 @@ def main(argv=None):
 
     check_source(args.dataset, args.data_dir)
     start_tensorflow(args.verbose)
-    from softvq_tf.experiments import tables
     from softvq_tf.experiments.plan import run_plan
-    from softvq_tf.experiments.scoring import code_row_name, with_code_rows
-    from softvq_tf.training import rundir
 
     start = time.time()
     output = args.output or os.path.join("results", f"sweep_{args.dataset}.md")
     scores_dir = args.scores_dir or os.path.join(os.path.dirname(output), "scores")
+    variant_of_run = {config.name: name for name, config in plan}
+    named = lambda rows: [{**row, "variant_name": variant_of_run.get(row["run"], row["run"])} for row in rows]  # noqa: E731
+    write = lambda rows: write_tables(named(rows), variants, args, argv, output)  # noqa: E731
     scores = run_plan(
-        [c for _, c in plan], scores_dir, args.kmeans_inits, args.probe_epochs, raw=False, any_cpu=args.any_cpu
+        [c for _, c in plan],
+        scores_dir,
+        args.kmeans_inits,
+        args.probe_epochs,
+        raw=False,
+        on_row=write,
+        train_missing=not args.from_store,
+        any_cpu=args.any_cpu,
     )
-    for (name, _), score in zip(plan, scores):
-        score["variant_name"] = name
+    if not scores:
+        raise UsageError(f"no stored scores of this sweep in {scores_dir}; run it without --from-store")
+    print(write(scores))
+    print(f"written: {output} ({(time.time() - start) / 60:.1f} min)")
+    return 0
+
+
+def write_tables(scores, variants, args, argv, output):
+    """Write the sweep's table from the runs scored so far (after every run, so a long sweep shows its
+    progress); returns it as Markdown."""
+    from softvq_tf.experiments import tables
+    from softvq_tf.experiments.scoring import code_row_name, with_code_rows
+    from softvq_tf.training import rundir
+
     scores = with_code_rows(scores)
-    summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}
-    rows = []
-    for name, settings in [(n, s) for variant, s in variants for n in (variant, code_row_name(variant))]:
-        if name not in summary:  # no probe of the bottleneck's own code
-            continue
-        entry = summary[name]
-        row = {"variant": name, "settings": settings, "n": entry["n"]}
-        for metric in ("acc", "acc_near_best", "nmi", "cls"):
-            row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
-        for key in ("reconstruction_nmse", "perplexity", "codewords_in_use", "dead_code_restarts"):
-            row[key] = entry[key]
-        rows.append(row)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     split = (
         "Probes score the test split (variants chosen beforehand on a validation split)"
@@ -163,13 +176,22 @@ def main(argv=None):
         # The final table: every probe, training time, and each row minus the soft VQ-VAE with its interval.
         by_identity = tables.summarize(scores)
         tables.write_tables(by_identity, scores, os.path.splitext(output)[0], header)
-        print(tables.to_markdown(by_identity, tables.common_variant(scores)))
-    else:
-        rundir.write_atomic(output, header + to_markdown(rows))
-        rundir.write_atomic(os.path.splitext(output)[0] + ".json", json.dumps(rows, indent=2) + "\n")
-        print(to_markdown(rows))
-    print(f"written: {output} ({(time.time() - start) / 60:.1f} min)")
-    return 0
+        return tables.to_markdown(by_identity, tables.common_variant(scores))
+    summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}
+    rows = []
+    for name, settings in [(n, s) for variant, s in variants for n in (variant, code_row_name(variant))]:
+        if name not in summary:  # no probe of the bottleneck's own code, or no run of it yet
+            continue
+        entry = summary[name]
+        row = {"variant": name, "settings": settings, "n": entry["n"]}
+        for metric in ("acc", "acc_near_best", "nmi", "cls"):
+            row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
+        for key in ("reconstruction_nmse", "perplexity", "codewords_in_use", "dead_code_restarts"):
+            row[key] = entry[key]
+        rows.append(row)
+    rundir.write_atomic(output, header + to_markdown(rows))
+    rundir.write_atomic(os.path.splitext(output)[0] + ".json", json.dumps(rows, indent=2) + "\n")
+    return to_markdown(rows)
 
 
 run = console_entry(main)  # the softvq-* console script
