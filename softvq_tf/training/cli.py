@@ -36,20 +36,12 @@ def train_parser():
         "--dry-run", action="store_true", help="print the resolved settings and the run directory, then exit"
     )
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
-    p.add_argument(
-        "--keep-cores-awake",
-        action="store_true",
-        default=None,
-        help="keep idle CPUs busy at idle priority while training, for VMs whose idle vCPUs wake slowly "
-        "(default: $SOFTVQ_KEEP_CORES_AWAKE); burns the idle CPU time, never changes the weights",
-    )
     return p
 
 
 def main(argv=None):
     args = vars(train_parser().parse_args(argv))
     quiet, dry_run, verbose = args.pop("quiet"), args.pop("dry_run"), args.pop("verbose")
-    keep_cores_awake = args.pop("keep_cores_awake")
     config = resolve_config(args.pop("dataset"), args.pop("bottleneck"), **args)
     from softvq_tf.training.data import load_splits, needs_tensorflow
     from softvq_tf.training.runtime import start_tensorflow
@@ -73,7 +65,7 @@ def main(argv=None):
         start()
     from softvq_tf.training.fit import train
 
-    run_dir = train(config, verbose=2 if quiet else 1, splits=splits, keep_cores_awake=keep_cores_awake).run_dir
+    run_dir = train(config, verbose=2 if quiet else 1, splits=splits).run_dir
     print(f"done: {run_dir} (encoder SavedModel in {os.path.join(run_dir, 'encoder')})")
     return 0
 

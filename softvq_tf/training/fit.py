@@ -26,7 +26,7 @@ from softvq_tf.layers import make_bottleneck
 from softvq_tf.models import Autoencoder, FusedAdam
 from softvq_tf.models.networks import start_output_at_data_mean
 from softvq_tf.options import QUANTIZERS
-from softvq_tf.training import awake, figures, rundir, runtime
+from softvq_tf.training import figures, rundir, runtime
 from softvq_tf.training.backup import AtomicBackupAndRestore, agree_on_epoch
 from softvq_tf.training.config import RunConfig, epoch_length, identity_changes, layer_options
 from softvq_tf.training.data import load_splits, preprocess
@@ -325,19 +325,16 @@ def read_epoch_log(path):
     return {name: [rows[e].get(name, float("nan")) for e in sorted(rows)] for name in names}
 
 
-def train(config: RunConfig, verbose=1, log=print, splits=None, keep_cores_awake=None):
+def train(config: RunConfig, verbose=1, log=print, splits=None):
     """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``.
 
     ``splits`` may be passed when already loaded (the CLI loads the data before TensorFlow).
-    ``keep_cores_awake`` (default: ``$SOFTVQ_KEEP_CORES_AWAKE``) keeps idle CPUs from halting while it
-    trains (``awake.cores_kept_awake``); it changes the speed on some VMs, never the weights.
     """
     strategy, xla = _start_session(config)
     chief = is_chief(strategy)
     # One writer per run directory: the chief holds its lock from before the first write to the last.
     with rundir.RunLock(config.run_dir) if chief else contextlib.nullcontext():
-        with awake.cores_kept_awake(awake.wanted(keep_cores_awake)):
-            return _train(config, strategy, xla, chief, verbose, log, splits)
+        return _train(config, strategy, xla, chief, verbose, log, splits)
 
 
 def _train(config, strategy, xla, chief, verbose, log, splits):
