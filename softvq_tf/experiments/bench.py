@@ -181,20 +181,26 @@ def machine_cpu_seconds():
     return (user + nice + system + irq + softirq) / ticks, steal / ticks
 
 
+def _task_files(pid, name):
+    """The text of ``/proc/PID/task/*/NAME`` for each live thread of process ``pid`` (none off Linux, or once
+    the process has ended; a thread that ends meanwhile is skipped)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/{name}") as f:
+                yield f.read()
+        except OSError:
+            continue  # the thread ended
+
+
 def thread_cpu_seconds(pid):
     """CPU seconds of each live thread of process ``pid``, summed by thread name (Linux ``/proc``; {} elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK")
     by_name = {}
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return by_name
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue  # the thread ended
+    for text in _task_files(pid, "stat"):
         name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
@@ -205,18 +211,7 @@ def run_queue_seconds(pid):
     """Seconds the live threads of process ``pid`` spent ready to run but waiting for a core (Linux
     ``/proc/PID/task/*/schedstat``, second field; 0.0 elsewhere): high when the process has more
     runnable threads than the machine has cores free, near 0 when a thread pool sits idle."""
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0.0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # the thread ended
-    return total / 1e9
+    return sum(int(text.split()[1]) for text in _task_files(pid, "schedstat")) / 1e9
 
 
 def _train_run(args, steps, out, env=None, sample_seconds=0.5):
