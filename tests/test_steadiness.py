@@ -10,7 +10,13 @@ import time
 import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
-from softvq_tf.experiments.bench import machine_cpu_seconds, run_queue_seconds, thread_cpu_seconds
+from softvq_tf.experiments.bench import (
+    busiest_pair_shares_a_cpu,
+    machine_cpu_seconds,
+    run_queue_seconds,
+    thread_cpu_seconds,
+    thread_placement,
+)
 from softvq_tf.experiments.steadiness import parse_setting, report, slow_runs
 from softvq_tf.training.errors import UsageError
 
@@ -60,13 +66,30 @@ def test_run_queue_seconds_grow_while_processes_outnumber_the_cores():
     assert run_queue_seconds(2**22 + 12345) == 0.0  # no such process: nothing, no error
 
 
+def test_thread_placement_names_each_thread_and_its_cpu():
+    placement = thread_placement(os.getpid())
+    assert os.getpid() in placement  # the main thread's id is the process id
+    assert all(seconds >= 0 and 0 <= cpu < 4096 for seconds, cpu in placement.values())
+    assert thread_placement(2**22 + 12345) == {}
+
+
+def test_busiest_pair_shares_a_cpu_compares_the_two_threads_that_ran_most():
+    before = {1: (1.0, 0), 2: (1.0, 1), 3: (5.0, 1)}
+    # Threads 1 and 2 ran 0.4 s each in the interval; thread 3 did not run (idle pool thread on CPU 0 or 1).
+    assert busiest_pair_shares_a_cpu(before, {1: (1.4, 0), 2: (1.4, 1), 3: (5.0, 0)}) is False
+    assert busiest_pair_shares_a_cpu(before, {1: (1.4, 1), 2: (1.4, 1), 3: (5.0, 0)}) is True
+    assert busiest_pair_shares_a_cpu(before, {1: (1.4, 1), 2: (1.01, 0), 3: (5.0, 1)}) is None  # one thread busy
+    assert busiest_pair_shares_a_cpu({}, {1: (0.2, 0), 4: (0.3, 0)}) is True  # new threads count from 0
+
+
 def test_the_report_names_what_each_slow_run_lost():
-    fast = {"fit": 10.0, "cores": 1.7, "waiting": 0.1, "other_cores": 0.0, "steal": 0.0}
-    slow = {"fit": 20.0, "cores": 1.0, "waiting": 0.0, "other_cores": 0.0, "steal": 9.5}
+    fast = {"fit": 10.0, "cores": 1.7, "waiting": 0.1, "other_cores": 0.0, "steal": 0.0, "shared_cpu": 0.1}
+    slow = {"fit": 20.0, "cores": 1.0, "waiting": 0.0, "other_cores": 0.0, "steal": 9.5, "shared_cpu": 0.9}
     args = type("Args", (), {"steps": 2500, "batch_size": 64})()
     text = report([("default", {})], {"default": [fast, slow, fast]}, args, ["--runs", "3"])
     row = next(line for line in text.splitlines() if line.startswith("| default"))
-    assert "| 1 |" in row and "1.00, 0.00, 0.00, 9.5 (1.70, 0.10, 0.00, 0.0)" in row and "**20.0 (1.00)**" in row
+    assert "| 1 |" in row and "**20.0 (1.00)**" in row
+    assert "1.00, 0.00, 0.00, 9.5, 90% (1.70, 0.10, 0.00, 0.0, 10%)" in row
 
 
 @pytest.mark.slow
@@ -81,5 +104,6 @@ def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     assert all(len(runs[name]) == 2 and all(r["fit"] > 0 and r["cores"] > 0 for r in runs[name]) for name in "ab")
     assert all(sum(r["thread_cpu_seconds"].values()) > 0 for r in runs["a"])  # the threads were sampled
     assert all(r["other_cores"] >= 0 and r["steal"] >= 0 and r["waiting"] >= 0 for r in runs["a"])  # and the machine
+    assert all(r["shared_cpu"] is None or 0 <= r["shared_cpu"] <= 1 for r in runs["a"])
     assert "`TF_NUM_INTEROP_THREADS=1`" in output.read_text()
     assert_one_line_error(run_script([*args, "--setting", "a:", "--runs", "1"]), "--runs")

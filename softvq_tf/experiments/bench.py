@@ -214,21 +214,44 @@ def run_queue_seconds(pid):
     return sum(int(text.split()[1]) for text in _task_files(pid, "schedstat")) / 1e9
 
 
+def thread_placement(pid):
+    """``{thread id: (CPU seconds, CPU it last ran on)}`` for each live thread of process ``pid`` (Linux
+    ``/proc/PID/task/*/stat``: utime + stime, and field 39, ``processor``; {} elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    placement = {}
+    for text in _task_files(pid, "stat"):
+        fields = text[text.rindex(")") + 2 :].split()
+        placement[int(text.split()[0])] = ((int(fields[11]) + int(fields[12])) / ticks, int(fields[36]))
+    return placement
+
+
+def busiest_pair_shares_a_cpu(before, after, active_seconds=0.05):
+    """Whether the two threads that used the most CPU between two ``thread_placement`` samples last ran on
+    the same CPU; None when fewer than two used ``active_seconds``. Two threads of one step's parallel work
+    that keep landing on one CPU run one at a time: the guest kernel packed them, and the run serialises."""
+    used = sorted(((cpu - before.get(tid, (0.0, None))[0], tid) for tid, (cpu, _) in after.items()), reverse=True)
+    if len(used) < 2 or used[1][0] < active_seconds:
+        return None
+    return after[used[0][1]][1] == after[used[1][1]][1]
+
+
 def _train_run(args, steps, out, env=None, sample_seconds=0.5):
     """One whole ``python train.py`` run, with ``env`` added to the environment.
 
-    Returns ``{wall, cores, waiting, other_cores, steal, threads}``: wall seconds, cores
+    Returns ``{wall, cores, waiting, other_cores, steal, shared_cpu, threads}``: wall seconds, cores
     busy on average, threads of the run ready but waiting for a core on average, cores the
     rest of the machine kept busy meanwhile (other processes, the kernel), seconds stolen by
-    the VM host, and the CPU seconds of the run's busiest threads by name (sampled every
-    ``sample_seconds`` while it runs; the wait returns as soon as it ends), so a slow run
-    shows which thread pool idled, or whether its threads queued for a core.
+    the VM host, the fraction of samples in which the run's two busiest threads last ran on
+    one CPU (``busiest_pair_shares_a_cpu``), and the CPU seconds of the run's busiest threads
+    by name (sampled every ``sample_seconds`` while it runs; the wait returns as soon as it
+    ends), so a slow run shows which thread pool idled, whether its threads queued for a core,
+    or whether they were packed onto one CPU.
     """
     import resource
 
     command = [sys.executable, "-m", "softvq_tf.training.cli", *args, "--steps", str(steps), "--out", out, "--quiet"]
     before, machine_before = resource.getrusage(resource.RUSAGE_CHILDREN), machine_cpu_seconds()
-    threads, queued = {}, 0.0
+    threads, queued, placement, shared = {}, 0.0, {}, []
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the run
         proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors)
@@ -239,6 +262,9 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
             except subprocess.TimeoutExpired:
                 threads = thread_cpu_seconds(proc.pid) or threads  # the last sample before the process ends
                 queued = max(queued, run_queue_seconds(proc.pid))
+                placement, previous = thread_placement(proc.pid), placement
+                verdict = busiest_pair_shares_a_cpu(previous, placement)
+                shared += [] if verdict is None else [verdict]
         seconds = time.perf_counter() - start
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
@@ -257,6 +283,7 @@ def _train_run(args, steps, out, env=None, sample_seconds=0.5):
         "waiting": queued / seconds,
         "other_cores": others,
         "steal": stolen,
+        "shared_cpu": float(np.mean(shared)) if shared else None,
         "threads": busiest,
     }
 

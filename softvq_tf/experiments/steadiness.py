@@ -12,7 +12,8 @@ the speed of the setting's fastest run. Each run's JSON record also keeps the CP
 of its busiest threads by name (sampled every half second from ``/proc``), the cores
 the rest of the machine kept busy meanwhile, the seconds the VM host stole, and how many
 of its threads were ready but queued for a core on average, so a slow run shows whether a
-thread pool went idle, its threads queued for a core, or the CPU went to something else.
+thread pool went idle, its threads queued for a core, were packed onto one CPU (the share of
+samples in which its two busiest threads last ran on the same CPU), or the CPU went to something else.
 Run it on an otherwise idle machine.
 """
 
@@ -64,6 +65,7 @@ def _one_run(flags, env, out, steps):
         "waiting": run["waiting"],
         "other_cores": run["other_cores"],
         "steal": run["steal"],
+        "shared_cpu": run["shared_cpu"],
         "thread_cpu_seconds": run["threads"],
     }
 
@@ -74,11 +76,15 @@ def _median(runs, key):
 
 
 def _record(run):
-    """``cores, queued, others, stolen`` of one run (or of the medians); ``-`` where not measured."""
-    return ", ".join(
-        "-" if run.get(key) is None else fmt.format(run[key])
-        for key, fmt in (("cores", "{:.2f}"), ("waiting", "{:.2f}"), ("other_cores", "{:.2f}"), ("steal", "{:.1f}"))
+    """``cores, queued, others, stolen, one CPU`` of one run (or of the medians); ``-`` where not measured."""
+    fields = (
+        ("cores", "{:.2f}"),
+        ("waiting", "{:.2f}"),
+        ("other_cores", "{:.2f}"),
+        ("steal", "{:.1f}"),
+        ("shared_cpu", "{:.0%}"),
     )
+    return ", ".join("-" if run.get(key) is None else fmt.format(run[key]) for key, fmt in fields)
 
 
 def report(settings, results, args, argv):
@@ -91,10 +97,11 @@ def report(settings, results, args, argv):
         f"{args.batch_size}` (default flags) with the setting's environment; settings take turns run by run. "
         f"Slow: fit time more than 1/{SLOW:g} of the setting's fastest run's. Cores: CPU seconds / wall seconds. "
         "Each slow run's record: cores busy, threads queued for a core, cores busy in other processes, "
-        "seconds stolen by the VM host; the medians of all runs beside them.",
+        "seconds stolen by the VM host, and the share of half-second samples in which the run's two busiest "
+        "threads last ran on one CPU (packed by the guest kernel); the medians of all runs beside them.",
         "",
         "| setting | environment | runs | slow runs | fit seconds: best / median / worst | cores busy: median (min) "
-        "| slow runs: cores, queued, others, stolen s (median of all) | every run's fit seconds (cores) |",
+        "| slow runs: cores, queued, others, stolen s, one CPU (median of all) | every run's fit seconds (cores) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, env in settings:
@@ -107,7 +114,7 @@ def report(settings, results, args, argv):
             for i, r in enumerate(runs)
         )
         environment = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "-"
-        medians = {key: _median(runs, key) for key in ("cores", "waiting", "other_cores", "steal")}
+        medians = {key: _median(runs, key) for key in ("cores", "waiting", "other_cores", "steal", "shared_cpu")}
         causes = "; ".join(_record(r) for i, r in enumerate(runs) if i in slow) or "-"
         lines.append(
             f"| {name} | {environment} | {len(runs)} | {len(slow)} | {min(fit):.1f} / {np.median(fit):.1f} / "
@@ -141,6 +148,7 @@ def main(argv=None):
                 machine = f", queued {run['waiting']:.2f}"
                 machine += "" if run["other_cores"] is None else f", other processes {run['other_cores']:.2f} cores"
                 steal = "" if run["steal"] is None else f", stolen {run['steal']:.1f} s"
+                steal += "" if run["shared_cpu"] is None else f", busiest two on one CPU {run['shared_cpu']:.0%}"
                 print(
                     f"{name} run {i}: fit {run['fit']:.1f} s, wall {run['wall']:.1f} s, cores {run['cores']:.2f}"
                     + machine
