@@ -161,13 +161,16 @@ def test_summary_groups_by_identity_and_shows_the_paper_only_for_its_settings():
 
     row = dict(dataset="mnist", model="soft_vq", K=128, d=64, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0)
     rows = [
-        {**row, "seed": 0, "variant": "", "identity": "a"},
-        {**row, "seed": 1, "variant": "", "identity": "a", "acc": 54.0},
+        {**row, "seed": 0, "variant": "", "identity": "a", "train_seconds": 100.0},
+        {**row, "seed": 1, "variant": "", "identity": "a", "acc": 54.0, "train_seconds": 110.0},
+        {**row, "seed": 2, "variant": "", "identity": "a", "acc": 52.0, "train_seconds": 5000.0},  # paused
         {**row, "seed": 0, "variant": "steps=2000", "identity": "b", "acc": 60.0},
     ]
     table = summarize(rows)
-    assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 2, 52.0), ("steps=2000", 1, 60.0)]
+    assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 3, 52.0), ("steps=2000", 1, 60.0)]
     assert (
         table[0]["paper"]["acc"] == 77.64 and table[1]["paper"] is None
     )  # another budget is not the paper's experiment
-    assert "Soft VQ-VAE (steps=2000)" in to_markdown(table)
+    text = to_markdown(table)
+    assert "Soft VQ-VAE (steps=2000)" in text
+    assert text.splitlines()[2].endswith("| 110 |")  # training time: the median over seeds, not a paused run's pull

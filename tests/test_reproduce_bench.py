@@ -205,7 +205,7 @@ def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
     config = json.load(open(run / "config.json"))
     assert config["validation_split"] == 0 and config["kmeans_init"] is True
     text = (tmp_path / "t.md").read_text()
-    assert "on the test split" in text and "training time (s)" in text and "Every run:" in text
+    assert "on the test split" in text and "training time (s, median)" in text and "Every run:" in text
     assert "k-means restart (of 1) with" in text  # the note names the restarts the scores used
     # --from-store trains nothing and writes the table of the runs scored so far (as after each run of a sweep).
     next((tmp_path / "scores" / "digits").glob("digits_vq_*_steps250_seed0.json")).unlink()  # the plain run's
