@@ -176,3 +176,32 @@ def test_tensorflow_datasets_path_trains_exports_and_scores_without_network(tmp_
     assert all(0 < r["acc"] <= 100 and 0 <= r["nmi"] <= 1 for r in rows)
     z = load_encoder(os.path.join(result.run_dir, "encoder"))(splits.x_eval[:5])
     assert z.shape == (5, 64) and np.all(np.isfinite(z))
+
+
+def test_training_batches_are_the_seeded_passes_made_inline_and_resume_mid_stream():
+    import numpy as np
+
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.fit import make_dataset
+
+    config = resolve_config("digits", "ae", batch_size=4)
+    images = np.arange(10 * 2 * 2, dtype=np.uint8).reshape(10, 2, 2, 1)
+    ds = make_dataset(images, config, seed=3)
+    batches = [b.numpy() for b in ds.take(6)]  # 24 samples: two whole passes of 10 and part of a third
+    firsts = np.concatenate(batches)[:, 0, 0, 0] * config.pixel_max / 4  # each image's first pixel is 4 * index
+    assert sorted(np.round(firsts[:10]).astype(int)) == list(range(10))  # a pass shows every image once
+    assert sorted(np.round(firsts[10:20]).astype(int)) == list(range(10))
+    resumed = [b.numpy() for b in make_dataset(images, config, seed=3, start_step=3).take(3)]
+    np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate(batches[3:]))
+    # Inline: no stage hands the batch from one thread to another (see make_dataset's docstring).
+    ops = {node.op for node in tf_graph(ds).node}
+    assert not ops & {"PrefetchDataset", "ParallelMapDataset", "ParallelMapDatasetV2"}, ops
+    assert ds.options().autotune.enabled is False
+
+
+def tf_graph(ds):
+    import tensorflow as tf
+
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(ds._as_serialized_graph().numpy())
+    return graph
