@@ -6,30 +6,6 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pytest  # noqa: E402
 
-
-def pytest_configure(config):
-    """Share XLA's compiled programs between the tests of one session, through TensorFlow's persistent cache.
-
-    Many tests compile the same tiny models: the cache turns each repeat's 3-8 s compilation into a load.
-    It is keyed by the whole HLO module and written atomically, and it holds exactly the executable a fresh
-    compilation gives, so digests do not change. One folder per session (made before the xdist workers
-    start, so they and every subprocess inherit it), removed at the end.
-    """
-    if hasattr(config, "workerinput") or "TF_XLA_FLAGS" in os.environ:
-        return  # an xdist worker (it inherited the folder), or a caller's own XLA flags
-    import tempfile
-
-    config._xla_cache = tempfile.mkdtemp(prefix="softvq-tests-xla-")
-    os.environ["TF_XLA_FLAGS"] = f"--tf_xla_persistent_cache_directory={config._xla_cache}"
-
-
-def pytest_unconfigure(config):
-    import shutil
-
-    if getattr(config, "_xla_cache", None):
-        shutil.rmtree(config._xla_cache, ignore_errors=True)
-
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist (.ci/run installs it)
 
