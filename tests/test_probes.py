@@ -168,6 +168,7 @@ def test_summary_groups_by_identity_and_shows_the_paper_only_for_its_settings():
     ]
     table = summarize(rows)
     assert [(e["variant"], e["n"], e["acc"]) for e in table] == [("", 3, 52.0), ("steps=2000", 1, 60.0)]
+    assert table[0]["train_seconds"] == 110.0  # the median, in the JSON and CSV as in the Markdown
     assert (
         table[0]["paper"]["acc"] == 77.64 and table[1]["paper"] is None
     )  # another budget is not the paper's experiment

@@ -196,14 +196,21 @@ def _task_files(pid, name):
             continue  # the thread ended
 
 
-def thread_cpu_seconds(pid):
-    """CPU seconds of each live thread of process ``pid``, summed by thread name (Linux ``/proc``; {} elsewhere)."""
+def _thread_stats(pid):
+    """``(thread id, name, CPU seconds, CPU it last ran on)`` per live thread of process ``pid``, from
+    ``/proc/PID/task/*/stat`` (utime + stime, and field 39, ``processor``)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    by_name = {}
     for text in _task_files(pid, "stat"):
         name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
-        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        yield int(text.split()[0]), name, (int(fields[11]) + int(fields[12])) / ticks, int(fields[36])
+
+
+def thread_cpu_seconds(pid):
+    """CPU seconds of each live thread of process ``pid``, summed by thread name (Linux ``/proc``; {} elsewhere)."""
+    by_name = {}
+    for _, name, seconds, _ in _thread_stats(pid):
+        by_name[name] = by_name.get(name, 0.0) + seconds
     return by_name
 
 
@@ -216,13 +223,8 @@ def run_queue_seconds(pid):
 
 def thread_placement(pid):
     """``{thread id: (CPU seconds, CPU it last ran on)}`` for each live thread of process ``pid`` (Linux
-    ``/proc/PID/task/*/stat``: utime + stime, and field 39, ``processor``; {} elsewhere)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    placement = {}
-    for text in _task_files(pid, "stat"):
-        fields = text[text.rindex(")") + 2 :].split()
-        placement[int(text.split()[0])] = ((int(fields[11]) + int(fields[12])) / ticks, int(fields[36]))
-    return placement
+    ``/proc``; {} elsewhere)."""
+    return {tid: (seconds, cpu) for tid, _, seconds, cpu in _thread_stats(pid)}
 
 
 def busiest_pair_shares_a_cpu(before, after, active_seconds=0.05):

@@ -75,16 +75,19 @@ def _median(runs, key):
     return float(np.median(values)) if values else None
 
 
+# What a slow run's record shows, in order (cores, queued, others, stolen, one CPU), and its format.
+RECORD_FIELDS = (
+    ("cores", "{:.2f}"),
+    ("waiting", "{:.2f}"),
+    ("other_cores", "{:.2f}"),
+    ("steal", "{:.1f}"),
+    ("shared_cpu", "{:.0%}"),
+)
+
+
 def _record(run):
-    """``cores, queued, others, stolen, one CPU`` of one run (or of the medians); ``-`` where not measured."""
-    fields = (
-        ("cores", "{:.2f}"),
-        ("waiting", "{:.2f}"),
-        ("other_cores", "{:.2f}"),
-        ("steal", "{:.1f}"),
-        ("shared_cpu", "{:.0%}"),
-    )
-    return ", ".join("-" if run.get(key) is None else fmt.format(run[key]) for key, fmt in fields)
+    """``RECORD_FIELDS`` of one run (or of the medians); ``-`` where not measured."""
+    return ", ".join("-" if run.get(key) is None else fmt.format(run[key]) for key, fmt in RECORD_FIELDS)
 
 
 def report(settings, results, args, argv):
@@ -114,7 +117,7 @@ def report(settings, results, args, argv):
             for i, r in enumerate(runs)
         )
         environment = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "-"
-        medians = {key: _median(runs, key) for key in ("cores", "waiting", "other_cores", "steal", "shared_cpu")}
+        medians = {key: _median(runs, key) for key, _ in RECORD_FIELDS}
         causes = "; ".join(_record(r) for i, r in enumerate(runs) if i in slow) or "-"
         lines.append(
             f"| {name} | {environment} | {len(runs)} | {len(slow)} | {min(fit):.1f} / {np.median(fit):.1f} / "

@@ -76,6 +76,9 @@ SUMMARY_METRICS = (
     "reconstruction_nmse",
     "dead_code_restarts",
 )
+# Wall-clock times: summarised by their median over seeds, since one run paused (SIGSTOP) or trained on a
+# busy machine pulls a mean by minutes.
+MEDIAN_METRICS = ("train_seconds",)
 # The metrics compared with the soft VQ-VAE, with their labels and digits.
 COMPARED = (("acc", "ACC (%)", 2), ("acc_near_best", "near-best ACC (%)", 2), ("nmi", "NMI", 4), ("cls", "cls (%)", 2))
 
@@ -106,7 +109,8 @@ def _group_key(row, group_by):
 
 
 def summarize(rows, group_by="identity_key"):
-    """Group rows of one identity (they differ only by seed): mean and sample std of each metric, and the values.
+    """Group rows of one identity (they differ only by seed): mean (median for ``MEDIAN_METRICS``) and sample
+    std of each metric, and the values.
 
     The paper's figure is attached only to rows trained with exactly the
     paper's settings (no variant): a row with another budget is not the
@@ -125,7 +129,8 @@ def summarize(rows, group_by="identity_key"):
             entry[group_by] = first[group_by]
         for metric in SUMMARY_METRICS:
             values = [m[metric] for m in members if m.get(metric) is not None]
-            entry[metric] = float(np.mean(values)) if values else None
+            center = np.median if metric in MEDIAN_METRICS else np.mean
+            entry[metric] = float(center(values)) if values else None
             entry[metric + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
             entry[metric + "_values"] = values
         entry["paper"] = _paper_row(dataset, first["model"]) if not first.get("variant") else None
@@ -188,12 +193,6 @@ def _mean_std(e, metric, digits):
     return _fmt(e.get(metric), e.get(metric + "_std"), digits)
 
 
-def _median(e, metric):
-    """The median over seeds: for wall-clock times, where one run paused or on a busy machine would pull a mean."""
-    values = e.get(metric + "_values")
-    return float(np.median(values)) if values else None
-
-
 def to_markdown(table, common=""):
     """The paper-style table: mean ± sample std over seeds, the paper's figure where the settings are the paper's."""
     lines = [
@@ -210,7 +209,7 @@ def to_markdown(table, common=""):
             f"{_mean_std(e, 'acc', 2)} | {_mean_std(e, 'acc_near_best', 2)} | {_mean_std(e, 'nmi', 4)} | "
             f"{_mean_std(e, 'cls', 2)} | {_mean_std(e, 'cls_logreg', 2)} | {_mean_std(e, 'knn', 2)} | "
             f"{_mean_std(e, 'reconstruction_nmse', 3)} | {_mean_std(e, 'perplexity', 1)} | "
-            f"{_mean_std(e, 'codewords_in_use', 1)} | {paper} | {_fmt(_median(e, 'train_seconds'), None, 0)} |"
+            f"{_mean_std(e, 'codewords_in_use', 1)} | {paper} | {_fmt(e.get('train_seconds'), None, 0)} |"
         )
     return "\n".join(lines) + "\n"
 
