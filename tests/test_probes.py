@@ -57,6 +57,28 @@ def test_linear_probe_separates_separable_data():
     assert linear_probe_accuracy(x[:800], y[:800], x[800:], y[800:], epochs=50) >= 0.99
 
 
+def test_linear_probe_in_one_execution_is_the_per_step_probe_bit_for_bit(monkeypatch):
+    import hashlib
+
+    import keras
+
+    digests = []
+    fit = keras.Model.fit
+
+    def recording_fit(model, *args, **kwargs):
+        history = fit(model, *args, **kwargs)
+        digests.append(hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.weights)).hexdigest())
+        return history
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(300, 6)).astype(np.float32), rng.integers(0, 3, 300)
+    args = (x[:200], y[:200], x[200:], y[200:])
+    one = linear_probe_accuracy(*args, epochs=1, min_steps=40)  # all 40 updates in one graph execution
+    each = linear_probe_accuracy(*args, epochs=1, min_steps=40, steps_per_execution=1)
+    assert one == each and len(digests) == 2 and digests[0] == digests[1]
+
+
 @pytest.mark.slow
 def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
     stem = str(tmp_path / "table")
