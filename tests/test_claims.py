@@ -60,6 +60,8 @@ def test_soft_vq_ahead_of_all_five_holds_and_one_rival_ahead_fails():
     six = [e for e in _table(ACC) if e["model"] != "raw"]
     verdict, rivals = claims.best_of_six(six, "acc")
     assert verdict == "holds" and [v for _, _, v in rivals] == ["better"] * 5
+    partial = [e for e in six if e["model"] in ("vq", "soft_vq")]  # ahead of the one rival present: not "best of six"
+    assert claims.best_of_six(partial, "acc")[0] == "not shown"
     ahead = dict(ACC, beta_vae=[70, 70.5, 69.5])
     verdict, rivals = claims.best_of_six([e for e in _table(ahead) if e["model"] != "raw"], "acc")
     assert verdict == "fails" and dict((m, v) for m, _, v in rivals)["beta_vae"] == "worse"

@@ -68,7 +68,7 @@ def best_of_six(six, metric):
     """Is the soft VQ-VAE ahead of each rival on ``metric``? ``(verdict, [(model, (diff, low, high), verdict)])``.
 
     ``holds``: ahead of all five with intervals excluding 0; ``fails``: some rival is ahead with its interval
-    excluding 0; ``not shown``: otherwise (or fewer than 2 seeds somewhere).
+    excluding 0; ``not shown``: otherwise (fewer than 2 seeds somewhere, or a rival missing).
     """
     reference = next(e for e in six if e["model"] == "soft_vq")
     rivals = []
@@ -80,7 +80,8 @@ def best_of_six(six, metric):
     verdicts = [v for _, _, v in rivals]
     if "worse" in verdicts:
         return "fails", rivals
-    return ("holds" if verdicts and all(v == "better" for v in verdicts) else "not shown"), rivals
+    complete = len(rivals) == len(SIX) - 1  # a rival without a row cannot be beaten
+    return ("holds" if complete and all(v == "better" for v in verdicts) else "not shown"), rivals
 
 
 def classification_against_ae(six):
