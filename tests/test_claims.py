@@ -5,8 +5,7 @@ import json
 from conftest import assert_one_line_error, run_script
 
 from softvq_tf.experiments import claims, tables
-
-SIX = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
+from softvq_tf.options import BOTTLENECKS as SIX
 
 
 def _table(acc, nmi=None, cls=None, variant=""):

@@ -13,10 +13,10 @@ import json
 import os
 
 from softvq_tf.experiments import tables
+from softvq_tf.options import BOTTLENECKS as SIX
 from softvq_tf.training import rundir
 from softvq_tf.training.errors import ArgumentParser, DataError, console_entry
 
-SIX = ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")
 SPREAD_LIMIT = 1.0  # the paper: "The variances of all the results are within 1 percent" (read: std <= 1 point)
 # (metric, label, scale to points): NMI in points is NMI x 100.
 SPREAD_METRICS = (("acc", "ACC", 1), ("nmi", "NMI x 100", 100), ("cls", "cls", 1))
@@ -52,16 +52,12 @@ def protocol_label(dataset, common):
     return f"{steps:,} steps at batch {batch}" + (f", {others}" if others else "" if common else " (the preset)")
 
 
-def _verdict(interval, better_is_negative=True):
+def _verdict(interval):
     """'better', 'worse' or 'level' for the soft VQ-VAE, from (rival - soft) with its interval; None: too few seeds."""
     if interval is None:
         return None
     _, low, high = interval
-    if high < 0:
-        return "better" if better_is_negative else "worse"
-    if low > 0:
-        return "worse" if better_is_negative else "better"
-    return "level"
+    return "better" if high < 0 else "worse" if low > 0 else "level"
 
 
 def best_of_six(six, metric):
@@ -70,13 +66,12 @@ def best_of_six(six, metric):
     ``holds``: ahead of all five with intervals excluding 0; ``fails``: some rival is ahead with its interval
     excluding 0; ``not shown``: otherwise (fewer than 2 seeds somewhere, or a rival missing).
     """
-    reference = next(e for e in six if e["model"] == "soft_vq")
-    rivals = []
-    for e in six:
-        if e is reference:
-            continue
-        interval = tables.welch_interval(e[metric + "_values"], reference[metric + "_values"])
-        rivals.append((e["model"], interval, _verdict(interval)))
+    diffs = tables.differences(six)  # rival minus the soft VQ-VAE, every compared metric
+    rivals = [
+        (e["model"], diffs[key][metric], _verdict(diffs[key][metric]))
+        for e in six
+        if (key := e["identity_key"]) in diffs
+    ]
     verdicts = [v for _, _, v in rivals]
     if "worse" in verdicts:
         return "fails", rivals
@@ -90,11 +85,10 @@ def classification_against_ae(six):
     The claim is "at least the AE's": it ``holds`` where the soft VQ-VAE is ahead, is ``level`` where the
     interval includes 0, and ``fails`` where the AE is ahead.
     """
-    soft = next(e for e in six if e["model"] == "soft_vq")
     ae = next((e for e in six if e["model"] == "ae"), None)
     if ae is None:
         return None, None
-    interval = tables.welch_interval(ae["cls_values"], soft["cls_values"])
+    interval = tables.differences(six)[ae["identity_key"]]["cls"]
     verdict = {"better": "holds", "level": "level", "worse": "fails", None: None}[_verdict(interval)]
     return verdict, interval
 
