@@ -67,6 +67,14 @@ def test_reproduce_smoke_writes_results_and_reuses_finished_runs(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_python_m_softvq_tf_reproduce_is_the_reproduce_command():
+    """The module name the design and issue 16 give runs softvq-reproduce itself (and checks its input first)."""
+    usage = run_script(["-m", "softvq_tf.reproduce", "--help"])
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: softvq-reproduce"), usage.stderr[-2000:]
+    assert "--min-seeds-key" in usage.stdout
+    assert_one_line_error(run_script(["-m", "softvq_tf.reproduce", "--dataset", "imagenet"]), "--dataset", "imagenet")
+
+
 def test_a_finished_run_is_never_reused_with_other_settings(tmp_path):
     base = ["train.py", "--bottleneck", "ae", "--latent-dim", "4", "--quiet", "--out", str(tmp_path), "--name", "x"]
     assert run_script([*base, "--steps", "2"]).returncode == 0
