@@ -75,6 +75,21 @@ def test_python_m_softvq_tf_reproduce_is_the_reproduce_command():
     assert_one_line_error(run_script(["-m", "softvq_tf.reproduce", "--dataset", "imagenet"]), "--dataset", "imagenet")
 
 
+def test_more_seeds_adds_seeds_to_the_named_rows_only_seed_major():
+    from softvq_tf.experiments.reproduce import parse_more_seeds, plan_runs
+
+    more = parse_more_seeds("soft_vq=4,beta_vae=4")
+    configs = plan_runs("digits", 2, 3, {"steps": 2}, more)
+    runs = [(c.bottleneck, c.seed) for c in configs]
+    assert len(runs) == 6 * 2 + 1 + 2 + 2  # ae to 3; soft_vq and beta_vae to 4
+    assert runs[:6] == [(b, 0) for b in ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")]
+    assert runs[12:] == [("ae", 2), ("beta_vae", 2), ("soft_vq", 2), ("beta_vae", 3), ("soft_vq", 3)]
+    for bad, words in (("softvq=3", ("unknown bottleneck", "soft_vq")), ("vq=0", ("seed count", "vq=10"))):
+        assert_one_line_error(
+            run_script(["-m", "softvq_tf.reproduce", "--dataset", "digits", "--more-seeds", bad]), *words
+        )
+
+
 def test_a_finished_run_is_never_reused_with_other_settings(tmp_path):
     base = ["train.py", "--bottleneck", "ae", "--latent-dim", "4", "--quiet", "--out", str(tmp_path), "--name", "x"]
     assert run_script([*base, "--steps", "2"]).returncode == 0

@@ -3,7 +3,8 @@
     softvq-reproduce --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
 
 Trains the six bottlenecks with the data set's preset (``--seeds`` each; AE and
-soft VQ-VAE get at least ``--min-seeds-key`` seeds), probes every run plus the
+soft VQ-VAE get at least ``--min-seeds-key`` seeds, any bottleneck more with
+``--more-seeds``), probes every run plus the
 raw data, and writes ``results/DATASET.{md,csv,json,png}``, rewritten after
 each run. Each run's scores also go into ``results/scores/DATASET/`` (see
 ``softvq_tf.experiment``), so an interrupted reproduction continues, on this
@@ -17,17 +18,45 @@ from softvq_tf.training.config import DATASETS
 from softvq_tf.training.errors import ArgumentParser, console_entry
 
 
-def plan_runs(dataset, seeds, key_seeds, settings):
+def seed_counts(seeds, key_seeds, more_seeds=None):
+    """Seeds per bottleneck: ``seeds`` each, at least ``key_seeds`` for AE and soft VQ-VAE, at least
+    ``more_seeds[b]`` for the bottlenecks named there (the top rows of a table whose intervals overlap)."""
+    from softvq_tf.options import BOTTLENECKS
+
+    counts = {b: max(seeds, key_seeds) if b in ("ae", "soft_vq") else seeds for b in BOTTLENECKS}
+    for bottleneck, n in (more_seeds or {}).items():
+        counts[bottleneck] = max(counts[bottleneck], n)
+    return counts
+
+
+def plan_runs(dataset, seeds, key_seeds, settings, more_seeds=None):
     """The RunConfigs to train: every bottleneck x seed; each setting goes to the bottlenecks it applies to."""
     from softvq_tf.options import BOTTLENECKS
     from softvq_tf.training.config import applicable, resolve_config
 
+    counts = seed_counts(seeds, key_seeds, more_seeds)
     configs = []  # seed-major: one seed of every model finishes before the extra seeds start
-    for seed in range(max(seeds, key_seeds)):
+    for seed in range(max(counts.values())):
         for bottleneck in BOTTLENECKS:
-            if seed < (max(seeds, key_seeds) if bottleneck in ("ae", "soft_vq") else seeds):
+            if seed < counts[bottleneck]:
                 configs.append(resolve_config(dataset, bottleneck, seed=seed, **applicable(bottleneck, settings)))
     return configs
+
+
+def parse_more_seeds(text):
+    """``"soft_vq=10,beta_vae=10"`` -> ``{"soft_vq": 10, "beta_vae": 10}``, or a UsageError naming the fix."""
+    from softvq_tf.options import BOTTLENECKS
+    from softvq_tf.training.errors import UsageError
+
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, _, count = item.partition("=")
+        if name not in BOTTLENECKS:
+            raise UsageError(f"--more-seeds: unknown bottleneck {name!r}; choose from {', '.join(BOTTLENECKS)}")
+        if not count.isdigit() or int(count) < 1:
+            raise UsageError(f"--more-seeds: {item!r} needs a seed count >= 1, as in {name}=10")
+        out[name] = int(count)
+    return out
 
 
 def save_metrics_figure(table, path, title):
@@ -67,6 +96,13 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3, help="seeds per bottleneck (default 3)")
     p.add_argument(
         "--min-seeds-key", type=int, default=3, help="at least this many seeds for ae and soft_vq (default 3)"
+    )
+    p.add_argument(
+        "--more-seeds",
+        default="",
+        metavar="MODEL=N[,MODEL=N]",
+        help="at least N seeds for these bottlenecks, e.g. soft_vq=10,beta_vae=10 (the top rows of a table "
+        "whose intervals overlap)",
     )
     p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=int)
@@ -115,7 +151,7 @@ def main(argv=None):
         }
     )
     settings["out"] = os.path.join(args.runs_dir, args.dataset)
-    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, settings)
+    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, settings, parse_more_seeds(args.more_seeds))
     from softvq_tf.training.data import check_source
     from softvq_tf.training.runtime import start_tensorflow
 
