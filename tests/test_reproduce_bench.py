@@ -76,10 +76,10 @@ def test_python_m_softvq_tf_reproduce_is_the_reproduce_command():
 
 
 def test_more_seeds_adds_seeds_to_the_named_rows_only_seed_major():
-    from softvq_tf.experiments.reproduce import parse_more_seeds, plan_runs
+    from softvq_tf.experiments.reproduce import parse_more_seeds, plan_runs, seed_counts
 
-    more = parse_more_seeds("soft_vq=4,beta_vae=4")
-    configs = plan_runs("digits", 2, 3, {"steps": 2}, more)
+    counts = seed_counts(2, {"ae": 3, "soft_vq": 3}, parse_more_seeds("soft_vq=4,beta_vae=4"))
+    configs = plan_runs("digits", counts, {"steps": 2})
     runs = [(c.bottleneck, c.seed) for c in configs]
     assert len(runs) == 6 * 2 + 1 + 2 + 2  # ae to 3; soft_vq and beta_vae to 4
     assert runs[:6] == [(b, 0) for b in ("ae", "vae", "beta_vae", "info_dropout", "vq", "soft_vq")]

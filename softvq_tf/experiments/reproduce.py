@@ -18,23 +18,24 @@ from softvq_tf.training.config import DATASETS
 from softvq_tf.training.errors import ArgumentParser, console_entry
 
 
-def seed_counts(seeds, key_seeds, more_seeds=None):
-    """Seeds per bottleneck: ``seeds`` each, at least ``key_seeds`` for AE and soft VQ-VAE, at least
-    ``more_seeds[b]`` for the bottlenecks named there (the top rows of a table whose intervals overlap)."""
+def seed_counts(seeds, *at_least):
+    """Seeds per bottleneck: ``seeds`` each, raised to ``n`` wherever one of the ``at_least`` maps
+    ({bottleneck: n}) asks for more: the key rows (AE, soft VQ-VAE) or the overlapping top rows."""
     from softvq_tf.options import BOTTLENECKS
 
-    counts = {b: max(seeds, key_seeds) if b in ("ae", "soft_vq") else seeds for b in BOTTLENECKS}
-    for bottleneck, n in (more_seeds or {}).items():
-        counts[bottleneck] = max(counts[bottleneck], n)
+    counts = dict.fromkeys(BOTTLENECKS, seeds)
+    for requirement in at_least:
+        for bottleneck, n in requirement.items():
+            counts[bottleneck] = max(counts[bottleneck], n)
     return counts
 
 
-def plan_runs(dataset, seeds, key_seeds, settings, more_seeds=None):
-    """The RunConfigs to train: every bottleneck x seed; each setting goes to the bottlenecks it applies to."""
+def plan_runs(dataset, counts, settings):
+    """The RunConfigs to train, ``counts[b]`` seeds of each bottleneck; each setting goes to the
+    bottlenecks it applies to."""
     from softvq_tf.options import BOTTLENECKS
     from softvq_tf.training.config import applicable, resolve_config
 
-    counts = seed_counts(seeds, key_seeds, more_seeds)
     configs = []  # seed-major: one seed of every model finishes before the extra seeds start
     for seed in range(max(counts.values())):
         for bottleneck in BOTTLENECKS:
@@ -151,7 +152,9 @@ def main(argv=None):
         }
     )
     settings["out"] = os.path.join(args.runs_dir, args.dataset)
-    configs = plan_runs(args.dataset, args.seeds, args.min_seeds_key, settings, parse_more_seeds(args.more_seeds))
+    key_rows = dict.fromkeys(("ae", "soft_vq"), args.min_seeds_key)
+    counts = seed_counts(args.seeds, key_rows, parse_more_seeds(args.more_seeds))
+    configs = plan_runs(args.dataset, counts, settings)
     from softvq_tf.training.data import check_source
     from softvq_tf.training.runtime import start_tensorflow
 
