@@ -22,3 +22,55 @@ def test_the_layer_section_has_examples():
 def test_readme_layer_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(_layer_section_blocks()[index], f"README.md, layer example {index + 1}", "exec"), {})
+
+
+# The README's results tables are column subsets of the files the runs wrote: a number is quoted, never typed.
+RESULT_SECTIONS = {
+    "### Figure 4: t-SNE maps of the six latents": ["results/figures/figure4_fashion_mnist.md"],
+    "### The paper's protocol on Fashion-MNIST": ["results/fashion_mnist.md"],
+    "### Earlier runs: full Fashion-MNIST": ["results/fashion_mnist_steps20000_batch64_3seeds_no_xla.md"],
+}
+
+
+def _markdown_tables(text):
+    """Each table as (header, rows), a row as a list of stripped cells."""
+    tables, lines = [], text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and lines[i + 1].startswith("|---") and (i == 0 or not lines[i - 1].startswith("|")):
+            block = lines[i + 2 :]
+            block = block[: next((j for j, row in enumerate(block) if not row.startswith("|")), len(block))]
+            cells = lambda row: [c.strip() for c in row.strip().strip("|").split("|")]  # noqa: E731
+            tables.append((cells(line), [cells(row) for row in block]))
+    return tables
+
+
+def _section(text, heading):
+    start = text.index("\n" + heading)
+    end = text.find("\n### ", start + 1)
+    return text[start : end if end > 0 else None].split("\n## ", 1)[0]
+
+
+def _quoted(header, rows, source_tables):
+    """The rows of a source table with these columns and row keys, in the README's columns; None if none has them."""
+    width = header.index("model") + 1  # key: the model, or the data set and the model
+    for src_header, src_rows in source_tables:
+        index = {tuple(row[:width]): row for row in src_rows}
+        if set(header) <= set(src_header) and all(tuple(row[:width]) in index for row in rows):
+            return [[index[tuple(row[:width])][src_header.index(col)] for col in header] for row in rows]
+    return None
+
+
+@pytest.mark.parametrize("heading", RESULT_SECTIONS)
+def test_readme_result_tables_quote_their_files(heading):
+    section = _section(README.read_text(), heading)
+    source_tables = []
+    for name in RESULT_SECTIONS[heading]:
+        assert name in section, f"the section should cite {name}"
+        source_tables += _markdown_tables((README.parent / name).read_text())
+    readme_tables = _markdown_tables(section)
+    assert readme_tables, f"{heading!r} has no table"
+    for header, rows in readme_tables:
+        expected = _quoted(header, rows, source_tables)
+        assert expected is not None, f"no table in {RESULT_SECTIONS[heading]} has the columns and rows of {header}"
+        wrong = [(row, want) for row, want in zip(rows, expected) if row != want]
+        assert not wrong, "README rows differ from the file they quote (README, file):\n" + "\n".join(map(str, wrong))
