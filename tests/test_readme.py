@@ -29,6 +29,8 @@ RESULT_SECTIONS = {
     "### Figure 4: t-SNE maps of the six latents": ["results/figures/figure4_fashion_mnist.md"],
     "### The paper's protocol on Fashion-MNIST": ["results/fashion_mnist.md"],
     "### Earlier runs: full Fashion-MNIST": ["results/fashion_mnist_steps20000_batch64_3seeds_no_xla.md"],
+    "### Noise on the code (validation split)": ["results/sweep_fashion_mnist_noise.md"],
+    "### Codebook collapse": ["results/vq_remedies_fashion_mnist.md"],
 }
 
 
@@ -52,7 +54,7 @@ def _section(text, heading):
 
 def _quoted(header, rows, source_tables):
     """The rows of a source table with these columns and row keys, in the README's columns; None if none has them."""
-    width = header.index("model") + 1  # key: the model, or the data set and the model
+    width = header.index("model") + 1 if "model" in header else 1  # key: [data set,] model, or the first column
     for src_header, src_rows in source_tables:
         index = {tuple(row[:width]): row for row in src_rows}
         if set(header) <= set(src_header) and all(tuple(row[:width]) in index for row in rows):
