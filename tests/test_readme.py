@@ -28,6 +28,7 @@ def test_readme_layer_example_runs(index, tmp_path, monkeypatch):
 RESULT_SECTIONS = {
     "### Figure 4: t-SNE maps of the six latents": ["results/figures/figure4_fashion_mnist.md"],
     "### The paper's protocol on Fashion-MNIST": ["results/fashion_mnist.md"],
+    "### The earlier budget on today's path": ["results/fashion_mnist_steps20000_batch64.md"],
     "### Earlier runs: full Fashion-MNIST": ["results/fashion_mnist_steps20000_batch64_3seeds_no_xla.md"],
     "### Noise on the code (validation split)": ["results/sweep_fashion_mnist_noise.md"],
     "### Codebook collapse": ["results/vq_remedies_fashion_mnist.md"],
