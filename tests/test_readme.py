@@ -8,9 +8,16 @@ import pytest
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
+def _section(text, heading):
+    """From ``heading`` to the next heading of its level or above (a ``##`` section keeps its ``###`` ones)."""
+    start = text.index("\n" + heading)
+    level = heading.split(" ", 1)[0]
+    ends = [m.start() for m in re.finditer(r"\n(#+) ", text[start + 1 :]) if len(m.group(1)) <= len(level)]
+    return text[start : start + 1 + ends[0] if ends else None]
+
+
 def _layer_section_blocks():
-    text = README.read_text()
-    section = text.split("\n## The layers\n", 1)[1].split("\n## ", 1)[0]
+    section = _section(README.read_text(), "## The layers")
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
@@ -35,6 +42,10 @@ RESULT_SECTIONS = {
 }
 
 
+def _cells(row):
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
 def _markdown_tables(text):
     """Each table as (header, rows), a row as a list of stripped cells."""
     tables, lines = [], text.splitlines()
@@ -42,15 +53,8 @@ def _markdown_tables(text):
         if line.startswith("|") and lines[i + 1].startswith("|---") and (i == 0 or not lines[i - 1].startswith("|")):
             block = lines[i + 2 :]
             block = block[: next((j for j, row in enumerate(block) if not row.startswith("|")), len(block))]
-            cells = lambda row: [c.strip() for c in row.strip().strip("|").split("|")]  # noqa: E731
-            tables.append((cells(line), [cells(row) for row in block]))
+            tables.append((_cells(line), [_cells(row) for row in block]))
     return tables
-
-
-def _section(text, heading):
-    start = text.index("\n" + heading)
-    end = text.find("\n### ", start + 1)
-    return text[start : end if end > 0 else None].split("\n## ", 1)[0]
 
 
 def _quoted(header, rows, source_tables):
