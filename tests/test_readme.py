@@ -9,11 +9,20 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _section(text, heading):
-    """From ``heading`` to the next heading of its level or above (a ``##`` section keeps its ``###`` ones)."""
-    start = text.index("\n" + heading)
-    level = heading.split(" ", 1)[0]
-    ends = [m.start() for m in re.finditer(r"\n(#+) ", text[start + 1 :]) if len(m.group(1)) <= len(level)]
-    return text[start : start + 1 + ends[0] if ends else None]
+    """From ``heading`` to the next heading of its level or above (a ``##`` section keeps its ``###`` ones);
+    ``#`` lines inside code fences are code, not headings."""
+    level, lines, fenced = len(heading.split(" ", 1)[0]), None, False
+    for line in text.splitlines():
+        fenced ^= line.startswith("```")
+        marks = re.match(r"(#+) ", line) if not fenced else None
+        if lines is None:
+            lines = [line] if marks and line.startswith(heading) else None
+        elif marks and len(marks.group(1)) <= level:
+            break
+        else:
+            lines.append(line)
+    assert lines is not None, f"README has no section {heading!r}"
+    return "\n".join(lines)
 
 
 def _layer_section_blocks():
