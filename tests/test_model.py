@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from conftest import run_script
 
-from softvq_tf.models.networks import build_decoder, build_encoder
+from softvq_tf.models.networks import build_decoder, build_encoder, start_output_at_data_mean
 from softvq_tf.options import BOTTLENECKS
 from softvq_tf.training.config import RunConfig, resolve_config
 from softvq_tf.training.data import load_splits, preprocess
@@ -161,6 +161,11 @@ def test_output_bias_starts_the_decoder_at_the_data_mean_and_is_fsqs_default():
     mean_image = np.linspace(0.0, 1.0, 64).reshape(8, 8, 1)
     model = build_model(fsq, data_variance=0.1, mean_image=mean_image)
     clipped = np.clip(mean_image.reshape(-1), 1e-3, 1 - 1e-3)
-    np.testing.assert_allclose(model.decoder.layers[-2].bias.numpy(), np.log(clipped / (1 - clipped)), rtol=1e-5)
+    output_bias = model.decoder.get_layer("pixels").bias.numpy()
+    np.testing.assert_allclose(output_bias, np.log(clipped / (1 - clipped)), rtol=1e-5)
     with pytest.raises(ValueError, match="mean_image"):
         build_model(fsq, data_variance=0.1)
+    cnn_decoder = build_decoder("cnn", (16, 16, 3), latent_dim=4)
+    colour_image = np.broadcast_to(np.array([0.1, -0.2, 0.3]), (16, 16, 3))
+    start_output_at_data_mean(cnn_decoder, "cnn", colour_image)  # the CNN's linear output: each channel's mean
+    np.testing.assert_allclose(cnn_decoder.get_layer("pixels").bias.numpy(), [0.1, -0.2, 0.3], rtol=1e-6)

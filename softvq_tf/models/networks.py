@@ -18,6 +18,7 @@ import numpy as np
 
 NETWORKS = ("mlp", "cnn")
 _INIT = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+OUTPUT_LAYER = "pixels"  # the decoder's last weighted layer, whose bias start_output_at_data_mean sets
 
 
 def _dense(units, activation=None, name=None):
@@ -50,7 +51,7 @@ def build_decoder(network, image_shape, latent_dim):
         h = z
         for units in (2000, 500, 500):
             h = _dense(units, "relu")(h)
-        h = _dense(math.prod(image_shape), "sigmoid")(h)
+        h = _dense(math.prod(image_shape), "sigmoid", name=OUTPUT_LAYER)(h)
         x_hat = keras.layers.Reshape(image_shape)(h)
     elif network == "cnn":
         height, width, channels = image_shape
@@ -60,7 +61,7 @@ def build_decoder(network, image_shape, latent_dim):
         h = keras.layers.Reshape((height // 16, width // 16, 512))(h)
         for filters in (512, 256, 128):
             h = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu", **_INIT)(h)
-        x_hat = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", **_INIT)(h)
+        x_hat = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name=OUTPUT_LAYER, **_INIT)(h)
     else:
         raise ValueError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
     return keras.Model(z, x_hat, name="decoder")
@@ -76,7 +77,7 @@ def start_output_at_data_mean(decoder, network, mean_image):
     there, one code for every image (measured, see README "Quantizers").
     """
     mean_image = np.asarray(mean_image, np.float64)
-    output = decoder.layers[-2] if network == "mlp" else decoder.layers[-1]  # the MLP ends in a Reshape
+    output = decoder.get_layer(OUTPUT_LAYER)
     if network == "mlp":
         mean = np.clip(mean_image.reshape(-1), 1e-3, 1 - 1e-3)
         bias = np.log(mean / (1 - mean))
