@@ -106,6 +106,6 @@ def test_command_writes_the_report_for_two_protocols_and_refuses_a_missing_table
     text = output.read_text()
     assert "**40,000 steps at batch 32 (the preset)**" in text and "**20,000 steps at batch 64**" in text
     assert text.count("Verdict: acc holds, acc_near_best holds, nmi not shown") == 2  # equal NMI: level with all
-    assert "Command: `softvq-claims" in text and "Pairs that swap: none." in text
+    assert "Command: `softvq-claims" in text and "Pairs that swap by mean: none. Swaps shown" in text
     missing = run_script(["-m", "softvq_tf.experiments.claims", str(tmp_path / "nowhere.json")])
     assert_one_line_error(missing, "nowhere.json", "softvq-reproduce")

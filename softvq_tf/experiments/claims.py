@@ -191,15 +191,12 @@ def report(protocols, command):
         for metric, label in (("acc", "ACC"), ("nmi", "NMI"), ("cls", "cls")):
             orders = " / ".join(" > ".join(_name(m) for m in ranking(six, metric)) for six in (first, second))
             swapped = swaps(first, second, metric)
-            text = (
-                "; ".join(
-                    f"{_name(a)} vs {_name(b)}" + (" (both intervals exclude 0)" if sure else "")
-                    for a, b, sure in swapped
-                )
-                if swapped
-                else "none"
+            by_mean = "; ".join(f"{_name(a)} vs {_name(b)}" for a, b, _ in swapped) or "none"
+            shown = "; ".join(f"{_name(a)} vs {_name(b)}" for a, b, sure in swapped if sure) or "none"
+            lines.append(
+                f"- {label}: {orders}. Pairs that swap by mean: {by_mean}. "
+                f"Swaps shown (the pair's interval excludes 0 in both tables): {shown}."
             )
-            lines.append(f"- {label}: {orders}. Pairs that swap: {text}.")
         lines.append(f"\n(Orders by mean: {first_label} / {second_label}.)")
     return "\n".join(lines) + "\n"
 
