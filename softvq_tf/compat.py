@@ -4,9 +4,10 @@ These are not covered by TensorFlow's or Keras's compatibility promises, so
 ``requirements.txt`` pins the versions they were checked against (TensorFlow
 2.21, Keras 3.15) and ``tests/test_compat.py`` fails loudly, naming the API,
 if an upgrade removes one.
-"""
 
-from tensorflow.python.framework import config as tf_config
+Each import is inside the function that needs it: the layers and the model
+also run on Keras's JAX and PyTorch backends, where TensorFlow is absent.
+"""
 
 
 def disable_op_determinism():
@@ -15,7 +16,23 @@ def disable_op_determinism():
     Needed because Keras silently drops ``jit_compile`` while op determinism is on,
     and a process (tests, reproduce) trains XLA and non-XLA runs one after another.
     """
+    from tensorflow.python.framework import config as tf_config
+
     tf_config.disable_op_determinism()
+
+
+def unmapped_in_stateless_scope(variable):
+    """Whether ``variable`` has no value in the current ``keras.StatelessScope`` (JAX's stateless steps).
+
+    Keras 3.15's JAX trainer maps a layer's trainable and non-trainable variables
+    into its stateless forward pass, but not the metrics a layer updates in
+    ``call`` (keras-team/keras#21639): reading one there fails. The bottlenecks
+    defer such an update until ``Autoencoder.compute_loss``, whose scope maps them.
+    """
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    scope = get_stateless_scope()
+    return scope is not None and scope.get_current_value(variable) is None
 
 
 def in_multi_worker_mode(strategy):
@@ -25,6 +42,20 @@ def in_multi_worker_mode(strategy):
     on scalars; ``Autoencoder.train_step`` reshapes them only in that mode.
     """
     return strategy.extended._in_multi_worker_mode()
+
+
+def multi_worker_logs(logs):
+    """A train step's logs, each value given an axis 0 when a multi-worker strategy spans several workers.
+
+    Keras reduces multi-worker step logs with a MEAN over axis 0, which fails on
+    scalars. Epoch logs are read from the (cross-replica) metrics and stay scalars.
+    """
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker_mode(strategy):
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
 
 
 def adam_slots(optimizer, variable):

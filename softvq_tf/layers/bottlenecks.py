@@ -1,17 +1,25 @@
 """The six autoencoder bottlenecks compared by Wu & Flierl (AAAI 2020), and their shared base class.
 
 Every bottleneck is a Keras layer called as ``layer(z_e, head)``: ``z_e`` is the
-encoder's code ``[B, d]`` (the latent every downstream probe uses) and ``head``
-is the encoder's second linear head, whose meaning depends on the bottleneck
-(``head_units`` says how wide it must be; ``None`` when unused). The layer
-returns the decoder input ``[B, d]`` and adds its own regulariser with
-``add_loss``. Quantizers also keep codebook-usage metrics, aggregated over the
-whole epoch and, under ``tf.distribute``, over every replica.
+encoder's code ``[..., d]`` (one code ``[B, d]`` per image as in the paper, or
+a sequence ``[B, T, d]`` or feature map ``[B, H, W, d]`` of codes) and ``head``
+is the encoder's second linear head with the same leading axes, whose width
+depends on the bottleneck (``head_units`` says how wide it must be; ``None``
+when unused). The layer returns the decoder input, shaped as ``z_e``, and adds
+its own regulariser with ``add_loss``. Every position is one code: the layers
+compute on ``[N, d]`` rows, so a ``[B, H, W, d]`` call equals the ``[B*H*W, d]``
+call, losses and gradients included. Quantizers also keep codebook-usage
+metrics over every position, aggregated over the whole epoch and, under
+``tf.distribute``, over every replica.
+
+Written in ``keras.ops`` and ``keras.random`` only: they run on the
+TensorFlow, JAX and PyTorch backends.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
+from softvq_tf import compat
 from softvq_tf.layers.codebook import CodebookUpkeep
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse
 from softvq_tf.options import check_layer_options
@@ -27,32 +35,59 @@ def _mean_squared_error(a, b):
     (64x on MNIST), shrink the code into the middle of the codebook and cost
     about 14 clustering-accuracy points.
     """
-    return tf.reduce_mean(tf.square(a - b))
+    return ops.mean(ops.square(a - b))
 
 
 def squared_distances(z, codebook):
-    """``||z_b - e_k||^2``, ``[B, K]``, for codes ``z [B, d]`` and a codebook ``[d, K]``: ``|z|^2 - 2 z.e + |e|^2``."""
-    z = tf.cast(z, tf.float32)
-    codebook = tf.cast(codebook, tf.float32)
-    z_sq = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)  # [B, 1]
-    e_sq = tf.reduce_sum(tf.square(codebook), axis=0, keepdims=True)  # [1, K]
-    return z_sq - 2.0 * tf.matmul(z, codebook) + e_sq  # [B, K]
+    """``||z - e_k||^2``, ``[..., K]``, for codes ``z [..., d]``, codebook ``[d, K]``: ``|z|^2 - 2 z.e + |e|^2``."""
+    z = ops.cast(z, "float32")
+    codebook = ops.cast(codebook, "float32")
+    z_sq = ops.sum(ops.square(z), axis=-1, keepdims=True)  # [..., 1]
+    e_sq = ops.sum(ops.square(codebook), axis=0, keepdims=True)  # [1, K]
+    return z_sq - 2.0 * ops.matmul(z, codebook) + e_sq  # [..., K]
+
+
+def as_rows(x):
+    """``x [..., w]`` as rows ``[N, w]`` (``[B, w]`` is returned as it is)."""
+    return x if len(x.shape) == 2 else ops.reshape(x, (-1, x.shape[-1]))
+
+
+def leading_shape_of(rows, like, width=None):
+    """Rows ``[N, w]`` back in the leading shape of ``like [..., d]``: ``[..., width or w]``."""
+    if len(like.shape) == 2:
+        return rows
+    return ops.reshape(rows, (*ops.shape(like)[:-1], rows.shape[-1] if width is None else width))
+
+
+def _shape_text(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+class _DeferredMetricUpdates:
+    """Metric updates waiting for a scope that maps the metrics' variables (a plain object: Keras tracks no list)."""
+
+    def __init__(self):
+        self.pending = []
 
 
 class Bottleneck(keras.layers.Layer):
-    """Base class: maps ``(z_e [B, d], head [B, head_units] or None)`` to the decoder input.
+    """Base class: maps ``(z_e [..., d], head [..., head_units] or None)`` to the decoder input.
 
     Args:
         seed: seed of the layer's initializers and noise (None: unseeded).
         **kwargs: Keras layer arguments (``name``, ...); ``dtype`` defaults to float32.
 
     Call arguments:
-        z_e: the encoder's code ``[B, d]``.
-        head: the encoder's second head ``[B, head_units(d)]``, or None.
+        z_e: the encoder's code ``[..., d]``: ``[B, d]``, ``[B, T, d]``, ``[B, H, W, d]``, ...
+        head: the encoder's second head ``[..., head_units(d)]`` with ``z_e``'s
+            leading axes, or None.
         training: whether this is a training call (noise and sampling only then).
 
-    Output: the decoder input, ``[B, d]``, float32. The regulariser is added
-    with ``add_loss`` and tracked by the ``bottleneck_loss`` metric.
+    Output: the decoder input, shaped as ``z_e``, float32. The regulariser is
+    added with ``add_loss`` and tracked by the ``bottleneck_loss`` metric.
+
+    A head whose leading axes or width do not fit ``z_e`` is refused with a
+    ``ValueError`` naming both shapes, when the layer builds and at each call.
 
     Bottlenecks compute in float32 even under a mixed-precision policy: their
     distances (``|z|^2 - 2 z.e + |e|^2`` cancels badly in bfloat16), posteriors,
@@ -66,19 +101,75 @@ class Bottleneck(keras.layers.Layer):
         super().__init__(**kwargs)
         self.seed = seed
         self.regularizer_loss = keras.metrics.Mean(name="bottleneck_loss")
+        self._deferred = _DeferredMetricUpdates()
 
     def head_units(self, latent_dim):
         """Width of the encoder's second head this bottleneck needs (0: none)."""
         return 0
 
+    def __call__(self, *args, **kwargs):
+        self._deferred.pending = []  # deferred metric updates belong to the trace of the call that made them
+        return super().__call__(*args, **kwargs)
+
+    def build(self, z_e_shape, head_shape=None):
+        self.check_shapes(z_e_shape, head_shape)
+
+    def check_shapes(self, z_e_shape, head_shape=None, head_given=None):
+        """Refuse codes of rank < 2 and a head that does not fit ``z_e``, naming both shapes."""
+        z_e_shape = tuple(z_e_shape)
+        name = type(self).__name__
+        if len(z_e_shape) < 2:
+            raise ValueError(f"{name} takes codes [..., d] of rank >= 2 (batch first), got z_e shape {z_e_shape}")
+        units = self.head_units(z_e_shape[-1])
+        if head_shape is None:
+            if head_given is False and units:
+                raise ValueError(
+                    f"{name} needs a head [..., {units}] beside z_e shape {_shape_text(z_e_shape)}; "
+                    "pass layer(z_e, head)"
+                )
+            return
+        head_shape = tuple(head_shape)
+        expected = (*z_e_shape[:-1], units)
+        if not units:
+            raise ValueError(
+                f"{name} takes no head, got head shape {_shape_text(head_shape)} beside z_e shape "
+                f"{_shape_text(z_e_shape)}; call it as layer(z_e)"
+            )
+        fits = len(head_shape) == len(expected) and all(
+            a is None or b is None or a == b for a, b in zip(head_shape, expected)
+        )
+        if not fits:
+            raise ValueError(
+                f"{name}: head shape {_shape_text(head_shape)} does not fit z_e shape {_shape_text(z_e_shape)}; "
+                f"the head must be {_shape_text(expected)} (z_e's leading axes, then {units})"
+            )
+
     def _add_regularizer(self, loss):
         self.add_loss(loss)
-        self.regularizer_loss.update_state(loss)
+        self.update_metric(self.regularizer_loss, loss)
 
-    @staticmethod
-    def _float32(z_e, head):
-        """Inputs in float32 (the encoder may run in bfloat16)."""
-        return tf.cast(z_e, tf.float32), None if head is None else tf.cast(head, tf.float32)
+    def update_metric(self, metric, *values):
+        """``metric.update_state(*values)`` now, or, inside a JAX stateless call that cannot reach it, deferred.
+
+        Keras's JAX trainer does not map the metrics of a layer into its
+        forward pass (see ``compat.unmapped_in_stateless_scope``);
+        ``update_deferred_metrics`` applies such updates from a scope that does.
+        """
+        if compat.unmapped_in_stateless_scope(metric.variables[0]):
+            self._deferred.pending.append((metric, values))
+        else:
+            metric.update_state(*values)
+
+    def update_deferred_metrics(self):
+        """Apply the metric updates deferred by the last JAX stateless call (``Autoencoder.compute_loss`` does)."""
+        pending, self._deferred.pending = self._deferred.pending, []
+        for metric, values in pending:
+            metric.update_state(*values)
+
+    def _float32(self, z_e, head):
+        """Inputs in float32 (the encoder may run in bfloat16), their shapes checked."""
+        self.check_shapes(z_e.shape, None if head is None else head.shape, head_given=head is not None)
+        return ops.cast(z_e, "float32"), None if head is None else ops.cast(head, "float32")
 
     def compute_output_shape(self, z_e_shape):
         return z_e_shape
@@ -110,11 +201,11 @@ class IdentityBottleneck(Bottleneck):
     Args:
         seed: unused (kept for a uniform constructor).
 
-    Input ``z_e [B, d]``; output ``z_e [B, d]`` in float32.
+    Input ``z_e [..., d]``; output ``z_e`` in float32.
     """
 
     def call(self, z_e, head=None, training=None):
-        return tf.cast(z_e, tf.float32)
+        return self._float32(z_e, head)[0]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -128,7 +219,8 @@ class GaussianBottleneck(Bottleneck):
         kl_weight: weight of the KL term (1 for the VAE, the paper's beta for beta-VAE).
         seed: seed of the sampling noise.
 
-    Input ``z_e [B, d]`` and ``head = log sigma^2 [B, d]``; output ``z [B, d]``.
+    Input ``z_e [..., d]`` and ``head = log sigma^2 [..., d]``; output ``z [..., d]``.
+    The KL term is summed over ``d`` and averaged over every position.
     """
 
     def __init__(self, kl_weight=1.0, **kwargs):
@@ -142,16 +234,16 @@ class GaussianBottleneck(Bottleneck):
 
     @staticmethod
     def kl_divergence(mu, logvar):
-        """Closed-form ``KL(N(mu, exp(logvar)) || N(0, I))`` per sample, ``[B]``."""
-        return -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=-1)
+        """Closed-form ``KL(N(mu, exp(logvar)) || N(0, I))`` per position, ``[...]``."""
+        return -0.5 * ops.sum(1.0 + logvar - ops.square(mu) - ops.exp(logvar), axis=-1)
 
     def call(self, z_e, head=None, training=None):
         z_e, head = self._float32(z_e, head)
-        self._add_regularizer(self.kl_weight * tf.reduce_mean(self.kl_divergence(z_e, head)))
+        self._add_regularizer(self.kl_weight * ops.mean(self.kl_divergence(z_e, head)))
         if not training:
             return z_e
-        eps = keras.random.normal(tf.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
-        return z_e + tf.exp(0.5 * head) * eps
+        eps = keras.random.normal(ops.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
+        return z_e + ops.exp(0.5 * head) * eps
 
     def get_config(self):
         return {**super().get_config(), "kl_weight": self.kl_weight}
@@ -170,7 +262,7 @@ class InformationDropout(Bottleneck):
         weight: the regulariser's weight (0.5 in the paper).
         seed: seed of the multiplicative noise.
 
-    Input ``z_e [B, d]`` and the rate logits ``head [B, d]``; output ``z [B, d]``.
+    Input ``z_e [..., d]`` and the rate logits ``head [..., d]``; output ``z [..., d]``.
     """
 
     def __init__(self, alpha_max=0.7, weight=0.5, **kwargs):
@@ -184,17 +276,17 @@ class InformationDropout(Bottleneck):
         return latent_dim
 
     def dropout_rate(self, head):
-        """``alpha [B, d]`` in ``(0, alpha_max]``."""
-        return self.alpha_max * tf.sigmoid(head)
+        """``alpha [..., d]`` in ``(0, alpha_max]``."""
+        return self.alpha_max * ops.sigmoid(head)
 
     def call(self, z_e, head=None, training=None):
         z_e, head = self._float32(z_e, head)
         alpha = self.dropout_rate(head)
-        self._add_regularizer(self.weight * tf.reduce_mean(-tf.math.log(alpha / self.alpha_max + 1e-3)))
+        self._add_regularizer(self.weight * ops.mean(-ops.log(alpha / self.alpha_max + 1e-3)))
         if not training:
             return z_e
-        eps = keras.random.normal(tf.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
-        return z_e * tf.exp(alpha * eps)
+        eps = keras.random.normal(ops.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator)
+        return z_e * ops.exp(alpha * eps)
 
     def get_config(self):
         return {**super().get_config(), "alpha_max": self.alpha_max, "weight": self.weight}
@@ -216,12 +308,14 @@ class _Quantizer(Bottleneck):
         seed: seed of the initializer and of any randomness.
 
     Call arguments:
-        z_e: the encoder's code ``[B, d]``.
-        head: the encoder's second head (the soft quantizer's log sigma ``[B, K]``).
+        z_e: the encoder's code ``[..., d]``; each position is quantized on its own.
+        head: the encoder's second head (the soft quantizer's log sigma ``[..., K]``).
         training: whether this is a training call.
 
-    Output: the decoder input ``z_e + sg(z_q - z_e)``, ``[B, d]``: forward value
-    ``z_q``, gradient copied to ``z_e`` (straight-through estimator).
+    Output: the decoder input ``z_e + sg(z_q - z_e)``, shaped as ``z_e``:
+    forward value ``z_q``, gradient copied to ``z_e`` (straight-through
+    estimator). The losses are means over every position and dimension, the
+    usage metrics and the codebook upkeep count every position.
     """
 
     supports_ema = True
@@ -271,7 +365,8 @@ class _Quantizer(Bottleneck):
             if not hasattr(self, "seed_generator"):
                 self.seed_generator = keras.random.SeedGenerator(self.seed)
 
-    def build(self, z_e_shape):
+    def build(self, z_e_shape, head_shape=None):
+        super().build(z_e_shape, head_shape)
         latent_dim = int(z_e_shape[-1])
         self.codebook = self.add_weight(
             shape=(latent_dim, self.num_codewords),
@@ -283,21 +378,22 @@ class _Quantizer(Bottleneck):
         self.upkeep.build(latent_dim)
 
     def distances(self, z):
-        """Squared distances ``||z - e_k||^2``, ``[B, K]``."""
+        """Squared distances ``||z - e_k||^2``, ``[..., K]``."""
         return squared_distances(z, self.codebook)
 
     def nearest_codeword_indices(self, z):
-        """``argmin_k ||z - e_k||^2``, ``[B]``."""
-        return tf.argmin(self.distances(z), axis=-1)
+        """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each position."""
+        return ops.argmin(self.distances(z), axis=-1)
 
     def _quantize(self, z_e, head, training):
-        """Return ``(z_q [B, d], assignment probabilities [B, K])``."""
+        """Return ``(z_q [N, d], assignment probabilities [N, K])`` for rows ``z_e [N, d]``, ``head [N, h]``."""
         raise NotImplementedError
 
     def assignment_probabilities(self, z_e, head=None):
-        """How each code is assigned to the codewords, ``[B, K]`` (one-hot for the hard quantizer; no noise)."""
+        """How each code is assigned to the codewords, ``[..., K]`` (one-hot for the hard quantizer; no noise)."""
         z_e, head = self._float32(z_e, head)
-        return self._quantize(z_e, head, training=False)[1]
+        probs = self._quantize(as_rows(z_e), None if head is None else as_rows(head), training=False)[1]
+        return leading_shape_of(probs, z_e, self.num_codewords)
 
     # The codebook upkeep's side of the training loop (see CodebookUpkeep).
     @property
@@ -319,22 +415,24 @@ class _Quantizer(Bottleneck):
 
     def call(self, z_e, head=None, training=None):
         z_e, head = self._float32(z_e, head)
+        shaped_like = z_e
+        z_e, head = as_rows(z_e), None if head is None else as_rows(head)  # [N, d], [N, h]
         z_q, probs = self._quantize(z_e, head, training)
         # Eq. (27), reduced as in the notebooks (see _mean_squared_error): the
         # codebook term moves z_q towards sg(z_e); the commitment term moves
         # z_e towards sg(z_q). An EMA codebook needs no codebook term.
-        commitment = self.commitment * _mean_squared_error(z_e, tf.stop_gradient(z_q))
-        codebook_term = 0.0 if self.ema_decay is not None else _mean_squared_error(tf.stop_gradient(z_e), z_q)
+        commitment = self.commitment * _mean_squared_error(z_e, ops.stop_gradient(z_q))
+        codebook_term = 0.0 if self.ema_decay is not None else _mean_squared_error(ops.stop_gradient(z_e), z_q)
         self._add_regularizer(self.vq_weight * (codebook_term + commitment))
-        self.perplexity.update_state(probs)
-        self.codewords_in_use.update_state(probs)
+        self.update_metric(self.perplexity, probs)
+        self.update_metric(self.codewords_in_use, probs)
         if training and self.maintains_codebook:
             self.upkeep.record(z_e, probs)
-        return self._decoder_input(z_e, z_q)
+        return leading_shape_of(self._decoder_input(z_e, z_q), shaped_like)
 
     def _decoder_input(self, z_e, z_q):
         """Straight-through estimator: forward value ``z_q``, the decoder's gradient copied to ``z_e``."""
-        return z_e + tf.stop_gradient(z_q - z_e)
+        return z_e + ops.stop_gradient(z_q - z_e)
 
     def get_config(self):
         return {
@@ -366,7 +464,7 @@ class VectorQuantizer(_Quantizer):
             ``commitment``, ``vq_weight``, ``codebook_initializer``, the remedies
             ``ema_decay``, ``ema_epsilon``, ``kmeans_init``, ``dead_code_steps``, ``seed``).
 
-    Input ``z_e [B, d]`` (no head); output the nearest codeword ``[B, d]``.
+    Input ``z_e [..., d]`` (no head); output the nearest codeword of each position, ``[..., d]``.
     """
 
     def __init__(self, num_codewords, gradient_estimator="straight_through", **kwargs):
@@ -375,9 +473,9 @@ class VectorQuantizer(_Quantizer):
         self.gradient_estimator = gradient_estimator
 
     def _quantize(self, z_e, head, training):
-        indices = self.nearest_codeword_indices(z_e)  # [B]
-        z_q = tf.gather(tf.transpose(tf.cast(self.codebook, tf.float32)), indices)  # [B, d]
-        return z_q, tf.one_hot(indices, self.num_codewords, dtype=z_q.dtype)
+        indices = self.nearest_codeword_indices(z_e)  # [N]
+        z_q = ops.take(ops.transpose(ops.cast(self.codebook, "float32")), indices, axis=0)  # [N, d]
+        return z_q, ops.one_hot(indices, self.num_codewords, dtype=z_q.dtype)
 
     def _decoder_input(self, z_e, z_q):
         if self.gradient_estimator == "straight_through":
@@ -389,21 +487,22 @@ class VectorQuantizer(_Quantizer):
 
 
 def rotate_to(e, q, eps=1e-12):
-    """The rotation trick's decoder input: ``sg(lambda R) e``, equal to ``q`` in value (rows of ``[B, d]``).
+    """The rotation trick's decoder input: ``sg(lambda R) e``, equal to ``q`` in value (along the last axis).
 
     ``u = e / ||e||``, ``v = q / ||q||``, ``w = (u + v) / ||u + v||``; then
     ``R e = e - 2 (e.w) w + 2 (e.u) v`` (Fifty et al. 2024, eq. 4, in the
     efficient form), with ``u``, ``v``, ``w`` and ``lambda = ||q|| / ||e||``
     held constant, so the gradient to ``e`` is ``lambda R^T g``.
     """
-    e_norm = tf.norm(e, axis=-1, keepdims=True)
-    q_norm = tf.norm(q, axis=-1, keepdims=True)
-    u = tf.stop_gradient(e / tf.maximum(e_norm, eps))
-    v = tf.stop_gradient(q / tf.maximum(q_norm, eps))
-    w = tf.stop_gradient(tf.math.l2_normalize(u + v, axis=-1, epsilon=eps))
-    dot = lambda a, b: tf.reduce_sum(a * b, axis=-1, keepdims=True)  # noqa: E731
+    dot = lambda a, b: ops.sum(a * b, axis=-1, keepdims=True)  # noqa: E731
+    e_norm = ops.sqrt(dot(e, e))
+    q_norm = ops.sqrt(dot(q, q))
+    u = ops.stop_gradient(e / ops.maximum(e_norm, eps))
+    v = ops.stop_gradient(q / ops.maximum(q_norm, eps))
+    # tf.math.l2_normalize's form: x / sqrt(max(|x|^2, eps)).
+    w = ops.stop_gradient((u + v) * ops.rsqrt(ops.maximum(dot(u + v, u + v), eps)))
     rotated = e - 2.0 * dot(e, w) * w + 2.0 * dot(e, u) * v
-    return rotated * tf.stop_gradient(q_norm / tf.maximum(e_norm, eps))
+    return rotated * ops.stop_gradient(q_norm / ops.maximum(e_norm, eps))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -411,7 +510,7 @@ class SoftVectorQuantizer(_Quantizer):
     """Soft VQ-VAE bottleneck: the Bayesian estimator of Wu & Flierl (2020).
 
     With a Gaussian of mean ``e_k`` and per-sample std ``sigma_k = exp(s_k)``
-    around each codeword (``s = head``, ``[B, K]``), the posterior-mean
+    around each codeword (``s = head``, ``[..., K]``, one per position), the posterior-mean
     estimate of the (optionally noisy) code ``z'_e = z_e + n`` is
 
         z_q = sum_k p_k e_k,   p_k = softmax_k(-0.5 * exp(-2 s_k) * ||z'_e - e_k||^2 + c * s_k)
@@ -435,8 +534,8 @@ class SoftVectorQuantizer(_Quantizer):
         **kwargs: the shared quantizer's ``commitment``, ``vq_weight``,
             ``codebook_initializer``, ``kmeans_init``, ``dead_code_steps``, ``seed``.
 
-    Input ``z_e [B, d]`` and ``head = log sigma [B, K]``; output the posterior
-    mean ``z_q [B, d]`` with the straight-through gradient.
+    Input ``z_e [..., d]`` and ``head = log sigma [..., K]``; output the posterior
+    mean ``z_q [..., d]`` with the straight-through gradient.
     """
 
     supports_ema = False
@@ -453,23 +552,23 @@ class SoftVectorQuantizer(_Quantizer):
         return self.num_codewords
 
     def posterior(self, z, log_sigma):
-        """Posterior codeword probabilities ``p [B, K]`` for codes ``z [B, d]``."""
-        distances = tf.maximum(self.distances(z), 0.0)  # [B, K]; the expansion can dip below 0
-        log_sigma = tf.cast(log_sigma, tf.float32)
+        """Posterior codeword probabilities ``p [..., K]`` for codes ``z [..., d]`` and ``log_sigma [..., K]``."""
+        distances = ops.maximum(self.distances(z), 0.0)  # [..., K]; the expansion can dip below 0
+        log_sigma = ops.cast(log_sigma, "float32")
         # 0.5 * D / sigma^2 = 0.5 * exp(log D - 2 s); capping the exponent keeps
         # it finite for any finite input (exp(80) ~ 5.5e34 fits in float32).
-        scaled = tf.exp(tf.minimum(tf.math.log(distances + 1e-30) - 2.0 * log_sigma, 80.0))
+        scaled = ops.exp(ops.minimum(ops.log(distances + 1e-30) - 2.0 * log_sigma, 80.0))
         norm = log_sigma if self.likelihood == "original" else -float(z.shape[-1]) * log_sigma
-        return tf.nn.softmax(-0.5 * scaled + norm, axis=-1)
+        return ops.softmax(-0.5 * scaled + norm, axis=-1)
 
     def _quantize(self, z_e, head, training):
         z_noisy = z_e
         if training and self.noise_std > 0:
             z_noisy = z_e + self.noise_std * keras.random.normal(
-                tf.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator
+                ops.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator
             )
-        probs = self.posterior(z_noisy, head)  # [B, K]
-        z_q = tf.matmul(probs, tf.cast(self.codebook, tf.float32), transpose_b=True)  # [B, d]
+        probs = self.posterior(z_noisy, head)  # [N, K]
+        z_q = ops.matmul(probs, ops.transpose(ops.cast(self.codebook, "float32")))  # [N, d]
         return z_q, probs
 
     def get_config(self):

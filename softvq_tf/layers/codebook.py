@@ -13,6 +13,7 @@ by default, as in the paper):
   nearest (most probable) for that many steps in a row is moved onto a random
   code of the current batch, one distinct code each.
 
+Every position counts: a quantizer passes its codes flattened to ``[N, d]``.
 Under ``tf.distribute`` the statistics are summed and the codes gathered over
 all replicas, so every replica computes the codebook that one replica would
 compute from the whole batch.
@@ -22,19 +23,10 @@ import threading
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from softvq_tf.layers.metrics import most_probable_one_hot
-
-
-def all_replicas(value, gather=False):
-    """``value`` summed (or, with ``gather``, concatenated along axis 0) over the replicas in sync."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    if gather:
-        return context.all_gather(value, axis=0)
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+from softvq_tf.layers.replicas import all_replicas, replicas_in_sync
 
 
 class CodebookUpkeep:
@@ -49,7 +41,9 @@ class CodebookUpkeep:
        calls the layer's ``update_codebook``, which calls ``apply``. (Under
        MirroredStrategy a variable assigned inside the tape loses its gradient
        on the first replica.) ``record`` keeps the codes per thread, because
-       MirroredStrategy runs each replica's step in its own thread.
+       MirroredStrategy runs each replica's step in its own thread. On JAX,
+       whose train step is a pure function, ``Autoencoder`` runs ``apply``
+       on the step's new state inside the same compiled step.
     3. before step 1, the training loop calls ``initialize`` with codes of the
        untrained encoder while ``needs_initialization()``.
 
@@ -101,8 +95,8 @@ class CodebookUpkeep:
             )
 
     def record(self, z_e, probs):
-        """Keep one training call's codes ``z_e [B, d]`` and assignments ``probs [B, K]`` for ``apply``."""
-        self._pending.codes = (tf.stop_gradient(z_e), tf.stop_gradient(probs))
+        """Keep one training call's codes ``z_e [N, d]`` and assignments ``probs [N, K]`` for ``apply``."""
+        self._pending.codes = (ops.stop_gradient(z_e), ops.stop_gradient(probs))
 
     def apply(self):
         """Apply the EMA update and the dead-codeword restarts for the recorded codes (once)."""
@@ -110,7 +104,7 @@ class CodebookUpkeep:
         if pending is None:
             return
         z_e, probs = pending
-        codebook, ema = tf.cast(self.layer.codebook, tf.float32), None
+        codebook, ema = ops.cast(self.layer.codebook, "float32"), None
         if self.ema_decay is not None:
             codebook, ema = self._ema_step(z_e, probs)
         if self.dead_code_steps:
@@ -126,15 +120,15 @@ class CodebookUpkeep:
         layer, decay = self.layer, self.ema_decay
         steps = layer.ema_steps + 1.0
         layer.ema_steps.assign(steps)
-        cluster_sum = all_replicas(tf.reduce_sum(probs, 0))  # [K]
-        code_sum = all_replicas(tf.matmul(z_e, probs, transpose_a=True))  # [d, K]
+        cluster_sum = all_replicas(ops.sum(probs, 0))  # [K]
+        code_sum = all_replicas(ops.matmul(ops.transpose(z_e), probs))  # [d, K]
         cluster_hidden = layer.ema_cluster_size - (layer.ema_cluster_size - cluster_sum) * (1 - decay)
         dw_hidden = layer.ema_dw - (layer.ema_dw - code_sum) * (1 - decay)
         layer.ema_cluster_size.assign(cluster_hidden)
         layer.ema_dw.assign(dw_hidden)
-        debias = 1.0 - tf.pow(decay, steps)
+        debias = 1.0 - ops.power(decay, steps)
         cluster_size = cluster_hidden / debias
-        n = tf.reduce_sum(cluster_size)
+        n = ops.sum(cluster_size)
         smoothed = (cluster_size + self.ema_epsilon) / (n + self.num_codewords * self.ema_epsilon) * n
         return (dw_hidden / debias) / smoothed[None, :], (cluster_hidden, dw_hidden, debias)
 
@@ -146,24 +140,23 @@ class CodebookUpkeep:
         one sample at its new place.
         """
         layer = self.layer
-        used = all_replicas(tf.reduce_sum(most_probable_one_hot(probs), 0)) > 0  # [K]
-        idle = tf.where(used, 0.0, layer.idle_steps + 1.0)
+        used = all_replicas(ops.sum(most_probable_one_hot(probs), 0)) > 0  # [K]
+        idle = ops.where(used, 0.0, layer.idle_steps + 1.0)
         codes = all_replicas(z_e, gather=True)  # the global batch, [B, d]
-        batch = tf.shape(codes)[0]
+        batch = ops.shape(codes)[0]
         dead = idle >= float(self.dead_code_steps)
-        rank = tf.cumsum(tf.cast(dead, tf.int32)) - 1
+        rank = ops.cumsum(ops.cast(dead, "int32")) - 1
         restart = dead & (rank < batch)
-        order = tf.argsort(keras.random.uniform([batch], seed=layer.seed_generator))
-        picked = tf.gather(codes, tf.gather(order, tf.clip_by_value(rank, 0, batch - 1)))  # [K, d]
-        codebook = tf.where(restart[None, :], tf.transpose(picked), codebook)
-        layer.idle_steps.assign(tf.where(restart, 0.0, idle))
-        count = tf.reduce_sum(tf.cast(restart, tf.float32))
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        layer.dead_code_restarts.update_state(count / replicas)  # the metric sums over replicas
+        order = ops.argsort(keras.random.uniform([batch], seed=layer.seed_generator))
+        picked = ops.take(codes, ops.take(order, ops.clip(rank, 0, batch - 1), axis=0), axis=0)  # [K, d]
+        codebook = ops.where(restart[None, :], ops.transpose(picked), codebook)
+        layer.idle_steps.assign(ops.where(restart, 0.0, idle))
+        count = ops.sum(ops.cast(restart, "float32"))
+        layer.update_metric(layer.dead_code_restarts, count / replicas_in_sync())  # the metric sums over replicas
         if ema is not None:
             cluster_hidden, dw_hidden, debias = ema
-            layer.ema_cluster_size.assign(tf.where(restart, debias, cluster_hidden))
-            layer.ema_dw.assign(tf.where(restart[None, :], tf.transpose(picked) * debias, dw_hidden))
+            layer.ema_cluster_size.assign(ops.where(restart, debias, cluster_hidden))
+            layer.ema_dw.assign(ops.where(restart[None, :], ops.transpose(picked) * debias, dw_hidden))
         return codebook
 
     def needs_initialization(self):
@@ -191,6 +184,6 @@ class CodebookUpkeep:
         layer.codebook.assign(kmeans.cluster_centers_.T.astype(np.float32))  # [d, K]
         if self.ema_decay is not None:
             for variable in (layer.ema_steps, layer.ema_cluster_size, layer.ema_dw):
-                variable.assign(tf.zeros_like(variable))
+                variable.assign(ops.zeros(variable.shape, variable.dtype))
         if self.kmeans_init:
             layer.codebook_initialized.assign(1.0)

@@ -1,24 +1,28 @@
-"""Codebook-usage metrics of the quantizers, aggregated over an epoch and over replicas."""
+"""Codebook-usage metrics of the quantizers, aggregated over an epoch and over replicas.
+
+They count every position: assignment probabilities ``[..., K]`` of any
+leading shape are read as ``N`` rows of ``K``.
+"""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 # The name under which every softvq_tf Keras object is registered for saving.
 PACKAGE = "softvq_tf"
 
 
-def most_probable_one_hot(probs, dtype=tf.float32):
-    """One-hot ``[B, K]`` of each sample's most probable codeword (its nearest, for the hard quantizer).
+def most_probable_one_hot(probs, dtype="float32"):
+    """One-hot ``[..., K]`` of each position's most probable codeword (its nearest, for the hard quantizer).
 
     Args:
-        probs: assignment probabilities ``[B, K]``.
+        probs: assignment probabilities ``[..., K]``.
         dtype: dtype of the result.
     """
-    return tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], dtype=dtype)
+    return ops.one_hot(ops.argmax(probs, axis=-1), ops.shape(probs)[-1], dtype=dtype)
 
 
 class _CodebookCounts(keras.metrics.Metric):
-    """Accumulates per-codeword mass ``[K]``; summed over batches and replicas."""
+    """Accumulates per-codeword mass ``[K]``; summed over batches, positions and replicas."""
 
     def __init__(self, num_codewords, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -27,8 +31,12 @@ class _CodebookCounts(keras.metrics.Metric):
             shape=(self.num_codewords,), initializer="zeros", name="counts", aggregation="sum"
         )
 
+    def _rows(self, probs):
+        """``probs [..., K]`` as ``[N, K]`` in the metric's dtype."""
+        return ops.reshape(ops.cast(probs, self.dtype), (-1, self.num_codewords))
+
     def reset_state(self):
-        self.counts.assign(tf.zeros_like(self.counts))
+        self.counts.assign(ops.zeros(self.counts.shape, self.counts.dtype))
 
     def get_config(self):
         return {**super().get_config(), "num_codewords": self.num_codewords}
@@ -44,29 +52,29 @@ class CodebookPerplexity(_CodebookCounts):
     Args:
         num_codewords: K.
 
-    Input: ``update_state(probs)`` with assignment probabilities ``[B, K]``.
+    Input: ``update_state(probs)`` with assignment probabilities ``[..., K]``.
     """
 
     def update_state(self, probs, sample_weight=None):
-        self.counts.assign_add(tf.reduce_sum(tf.cast(probs, self.dtype), axis=0))
+        self.counts.assign_add(ops.sum(self._rows(probs), axis=0))
 
     def result(self):
-        p = self.counts / tf.maximum(tf.reduce_sum(self.counts), 1e-12)
-        return tf.exp(-tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p), p)))
+        p = self.counts / ops.maximum(ops.sum(self.counts), 1e-12)
+        return ops.exp(-ops.sum(ops.where(p > 0, p * ops.log(ops.maximum(p, 1e-30)), 0.0)))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class CodewordsInUse(_CodebookCounts):
-    """How many codewords were the most probable one for at least one sample.
+    """How many codewords were the most probable one for at least one position.
 
     Args:
         num_codewords: K.
 
-    Input: ``update_state(probs)`` with assignment probabilities ``[B, K]``.
+    Input: ``update_state(probs)`` with assignment probabilities ``[..., K]``.
     """
 
     def update_state(self, probs, sample_weight=None):
-        self.counts.assign_add(tf.reduce_sum(most_probable_one_hot(probs, self.dtype), axis=0))
+        self.counts.assign_add(ops.sum(most_probable_one_hot(self._rows(probs), self.dtype), axis=0))
 
     def result(self):
-        return tf.reduce_sum(tf.cast(self.counts > 0, self.dtype))
+        return ops.sum(ops.cast(self.counts > 0, self.dtype))

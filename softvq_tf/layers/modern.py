@@ -9,9 +9,9 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from softvq_tf.layers.bottlenecks import Bottleneck, squared_distances
+from softvq_tf.layers.bottlenecks import Bottleneck, as_rows, leading_shape_of, squared_distances
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse
 from softvq_tf.options import check_layer_options
 
@@ -20,7 +20,7 @@ from softvq_tf.options import check_layer_options
 class FiniteScalarQuantizer(Bottleneck):
     """Finite scalar quantization (Mentzer et al., ICLR 2024): an implicit codebook of ``prod(levels)`` codes.
 
-    ``z_e [B, d]`` is projected to ``len(levels)`` dimensions; dimension ``i``
+    ``z_e [..., d]`` is projected to ``len(levels)`` dimensions (at each position); dimension ``i``
     is bounded to ``L_i`` levels, ``tanh(z + shift) * h - offset`` with
     ``h = (L_i - 1)(1 - 1e-3) / 2``, ``offset = 0.5`` for even ``L_i`` (else 0)
     and ``shift = tan(offset / h)`` as in the paper's appendix A.1, then
@@ -32,7 +32,7 @@ class FiniteScalarQuantizer(Bottleneck):
         levels: the number of levels per dimension, e.g. ``(8, 4, 4)`` for 128 codes.
         seed: seed of the projections' Glorot-uniform initialisation.
 
-    Input ``z_e [B, d]`` (no head); output ``[B, d]``.
+    Input ``z_e [..., d]`` (no head); output ``[..., d]``.
     """
 
     def __init__(self, levels=(8, 4, 4), **kwargs):
@@ -43,7 +43,8 @@ class FiniteScalarQuantizer(Bottleneck):
         self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
         self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
 
-    def build(self, z_e_shape):
+    def build(self, z_e_shape, head_shape=None):
+        super().build(z_e_shape, head_shape)
         d, n = int(z_e_shape[-1]), len(self.levels)
         init = lambda i: keras.initializers.GlorotUniform(None if self.seed is None else self.seed + i)  # noqa: E731
         self.project_in = self.add_weight(shape=(d, n), initializer=init(0), name="project_in")
@@ -52,32 +53,32 @@ class FiniteScalarQuantizer(Bottleneck):
         self.bias_out = self.add_weight(shape=(d,), initializer="zeros", name="bias_out")
 
     def bound(self, z):
-        """Each dimension squashed into its ``L_i`` levels' range, ``[B, n]``."""
+        """Each dimension squashed into its ``L_i`` levels' range, ``[..., n]``."""
         levels = np.asarray(self.levels, np.float64)
         half = (levels - 1.0) * (1.0 - 1e-3) / 2.0
         offset = np.where(levels % 2 == 0, 0.5, 0.0)
         shift = np.tan(offset / half)
-        as_constant = lambda a: tf.constant(a.astype(np.float32))  # noqa: E731
-        return tf.tanh(z + as_constant(shift)) * as_constant(half) - as_constant(offset)
+        as_constant = lambda a: ops.convert_to_tensor(a.astype(np.float32))  # noqa: E731
+        return ops.tanh(z + as_constant(shift)) * as_constant(half) - as_constant(offset)
 
     def round_to_levels(self, z):
         """The nearest level of each bounded dimension, scaled to ``[-1, 1]``, with a straight-through gradient."""
         bounded = self.bound(z)
-        rounded = bounded + tf.stop_gradient(tf.round(bounded) - bounded)
+        rounded = bounded + ops.stop_gradient(ops.round(bounded) - bounded)
         return rounded / self._half_width()
 
     def _half_width(self):
-        return tf.constant([float(level // 2) for level in self.levels], tf.float32)
+        return ops.convert_to_tensor(np.array([float(level // 2) for level in self.levels], np.float32))
 
     def code_indices(self, codes):
-        """The implicit codebook index of quantized ``codes [B, n]`` (a bijection onto ``[0, prod(levels))``)."""
+        """The implicit codebook index ``[...]`` of ``codes [..., n]``: a bijection onto ``[0, prod(levels))``."""
         half_width = self._half_width()
-        digits = tf.cast(tf.round(codes * half_width + half_width), tf.int64)
-        basis = tf.constant(np.cumprod((1,) + self.levels[:-1]).astype(np.int64))
-        return tf.reduce_sum(digits * basis, axis=-1)
+        digits = ops.cast(ops.round(codes * half_width + half_width), "int32")
+        basis = ops.convert_to_tensor(np.cumprod((1,) + self.levels[:-1]).astype(np.int32))
+        return ops.sum(digits * basis, axis=-1)
 
     def code(self, z_e):
-        """FSQ's own code of ``z_e [B, d]`` before rounding, scaled as the decoder reads it, ``[B, n]``.
+        """FSQ's own code of ``z_e [..., d]`` before rounding, scaled as the decoder reads it, ``[..., n]``.
 
         The probes read this beside ``z_e``: FSQ trains only the ``n`` directions
         of ``z_e`` that ``project_in`` keeps, so ``z_e``'s other ``d - n`` are
@@ -86,15 +87,16 @@ class FiniteScalarQuantizer(Bottleneck):
         return self.bound(self._project(z_e)) / self._half_width()
 
     def _project(self, z_e):
-        """``z_e [B, d]`` projected to the ``n`` quantized dimensions, before bounding."""
-        return tf.matmul(tf.cast(z_e, tf.float32), self.project_in) + self.bias_in
+        """``z_e [..., d]`` projected to the ``n`` quantized dimensions, before bounding."""
+        return ops.matmul(ops.cast(z_e, "float32"), self.project_in) + self.bias_in
 
     def call(self, z_e, head=None, training=None):
-        codes = self.round_to_levels(self._project(z_e))  # [B, n]
-        probs = tf.one_hot(self.code_indices(codes), self.num_codewords)  # [B, prod(levels)]
-        self.perplexity.update_state(probs)
-        self.codewords_in_use.update_state(probs)
-        return tf.matmul(codes, self.project_out) + self.bias_out
+        z_e = self._float32(z_e, head)[0]
+        codes = self.round_to_levels(self._project(as_rows(z_e)))  # [N, n]
+        probs = ops.one_hot(self.code_indices(codes), self.num_codewords)  # [N, prod(levels)]
+        self.update_metric(self.perplexity, probs)
+        self.update_metric(self.codewords_in_use, probs)
+        return leading_shape_of(ops.matmul(codes, self.project_out) + self.bias_out, z_e)
 
     def get_config(self):
         return {**super().get_config(), "levels": list(self.levels)}
@@ -103,7 +105,7 @@ class FiniteScalarQuantizer(Bottleneck):
 def gumbel_noise(shape, seed, eps=1e-10):
     """Standard Gumbel noise ``-log(-log(U + eps) + eps)``, ``U ~ U[0, 1)``, written as the SQ-VAE authors do."""
     uniform = keras.random.uniform(shape, dtype="float32", seed=seed)
-    return -tf.math.log(-tf.math.log(uniform + eps) + eps)
+    return -ops.log(-ops.log(uniform + eps) + eps)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -119,7 +121,7 @@ class StochasticVectorQuantizer(Bottleneck):
     gradient flows through the relaxed sample into ``z_e``, the codebook and ``s``.
     At inference the assignment is deterministic: the nearest codeword.
 
-    The regulariser is the authors' latent loss, per sample then averaged over the batch:
+    The regulariser is the authors' latent loss, per position then averaged over every position:
     ``sum_k p_k log p_k + sum_d (z_e - z_q)^2 / (2 sigma^2)`` with ``p = softmax(l)``.
     The variance is never annealed by hand: the entropy term widens it, the
     reconstruction narrows it (the paper's self-annealing). That balance holds
@@ -135,7 +137,7 @@ class StochasticVectorQuantizer(Bottleneck):
         log_variance_init: the starting ``s`` (the authors' ``log 10`` for 64-dimensional codes).
         seed: seed of the codebook's standard normal initialisation (the authors' ``randn``) and of the noise.
 
-    Input ``z_e [B, d]`` (no head); output the relaxed sample (training) or the nearest codeword, ``[B, d]``.
+    Input ``z_e [..., d]`` (no head); output the relaxed sample (training) or the nearest codeword, ``[..., d]``.
     """
 
     reconstruction_objective = "log_sum_squared_error"
@@ -166,7 +168,8 @@ class StochasticVectorQuantizer(Bottleneck):
         self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
         self.temperature_metric = keras.metrics.Mean(name="temperature")
 
-    def build(self, z_e_shape):
+    def build(self, z_e_shape, head_shape=None):
+        super().build(z_e_shape, head_shape)
         latent_dim = int(z_e_shape[-1])
         self.codebook = self.add_weight(
             shape=(latent_dim, self.num_codewords),
@@ -188,41 +191,42 @@ class StochasticVectorQuantizer(Bottleneck):
 
     def variance(self):
         """``sigma^2 = 1 + exp(s)``."""
-        return 1.0 + tf.exp(self.log_variance)
+        return 1.0 + ops.exp(self.log_variance)
 
     def logits(self, z):
-        """``-||z - e_k||^2 / (2 sigma^2)``, ``[B, K]``."""
+        """``-||z - e_k||^2 / (2 sigma^2)``, ``[..., K]``."""
         return -0.5 * squared_distances(z, self.codebook) / self.variance()
 
     def temperature(self, step):
         """``max(tau_0 exp(-decay * step), tau_min)`` at training step ``step`` (counted from 1)."""
-        return tf.maximum(self.temperature_init * tf.exp(-self.temperature_decay * step), self.temperature_min)
+        return ops.maximum(self.temperature_init * ops.exp(-self.temperature_decay * step), self.temperature_min)
 
     def latent_loss(self, z_e, z_q, logits):
-        """The authors' latent loss, ``mean_b [sum_k p_k log p_k + sum_d (z_e - z_q)^2 / (2 sigma^2)]``."""
-        negative_entropy = tf.reduce_sum(tf.nn.softmax(logits) * tf.nn.log_softmax(logits), axis=-1)
-        distortion = tf.reduce_sum(tf.square(z_e - z_q), axis=-1) * 0.5 / self.variance()
-        return tf.reduce_mean(negative_entropy + distortion)
+        """The authors' latent loss, ``mean_n [sum_k p_k log p_k + sum_d (z_e - z_q)^2 / (2 sigma^2)]``."""
+        negative_entropy = ops.sum(ops.softmax(logits, axis=-1) * ops.log_softmax(logits, axis=-1), axis=-1)
+        distortion = ops.sum(ops.square(z_e - z_q), axis=-1) * 0.5 / self.variance()
+        return ops.mean(negative_entropy + distortion)
 
     def call(self, z_e, head=None, training=None):
-        z_e = tf.cast(z_e, tf.float32)
+        shaped_like = self._float32(z_e, head)[0]
+        z_e = as_rows(shaped_like)  # [N, d]
         logits = self.logits(z_e)
-        codebook = tf.cast(self.codebook, tf.float32)
+        codebook = ops.cast(self.codebook, "float32")
         if training:
             self.step.assign_add(1.0)
             temperature = self.temperature(self.step)
-            noise = gumbel_noise(tf.shape(logits), self.seed_generator)
-            assignment = tf.nn.softmax((logits + noise) / tf.maximum(temperature, 1e-12), axis=-1)
-            usage = tf.nn.softmax(logits)  # the authors' perplexity: of the noiseless probabilities
-            self.temperature_metric.update_state(temperature)
+            noise = gumbel_noise(ops.shape(logits), self.seed_generator)
+            assignment = ops.softmax((logits + noise) / ops.maximum(temperature, 1e-12), axis=-1)
+            usage = ops.softmax(logits, axis=-1)  # the authors' perplexity: of the noiseless probabilities
+            self.update_metric(self.temperature_metric, temperature)
         else:
-            assignment = tf.one_hot(tf.argmax(logits, axis=-1), self.num_codewords)
+            assignment = ops.one_hot(ops.argmax(logits, axis=-1), self.num_codewords)
             usage = assignment
-        z_q = tf.matmul(assignment, codebook, transpose_b=True)  # [B, d]
+        z_q = ops.matmul(assignment, ops.transpose(codebook))  # [N, d]
         self._add_regularizer(self.latent_loss(z_e, z_q, logits))
-        self.perplexity.update_state(usage)
-        self.codewords_in_use.update_state(usage)
-        return z_q
+        self.update_metric(self.perplexity, usage)
+        self.update_metric(self.codewords_in_use, usage)
+        return leading_shape_of(z_q, shaped_like)
 
     def get_config(self):
         return {

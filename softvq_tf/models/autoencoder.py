@@ -7,15 +7,23 @@ MSE, ``mean((x_hat - x)^2) / var(x_train)``, times ``reconstruction_scale``
 whose method fixes its own reconstruction objective says so in
 ``reconstruction_objective`` (the SQ-VAE's ``log_sum_squared_error``); the
 normalised MSE is then still reported, but not minimised.
+
+The model runs on every Keras backend. Two things stay TensorFlow-only, behind
+``softvq_tf.layers.replicas`` and ``compat``: the per-replica loss scaling of
+``tf.distribute`` and the multi-worker log reshaping. The codebook upkeep
+(EMA, restarts) runs after the optimizer step on every backend; on JAX, whose
+train step is a pure function of the state, it runs on the new state inside
+the same compiled step.
 """
 
 import math
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from softvq_tf import compat
 from softvq_tf.layers import PACKAGE
+from softvq_tf.layers.replicas import replicas_in_sync
 from softvq_tf.models.networks import build_decoder, build_encoder
 
 
@@ -42,7 +50,7 @@ class Autoencoder(keras.Model):
         self.reconstruction_loss = keras.metrics.Mean(name="reconstruction_loss")
 
     def encode(self, images, training=False):
-        """Return ``(z_e [B, d], head [B, h] or None)``."""
+        """Return ``(z_e [B, d] or a grid of codes, head or None)``."""
         outputs = self.encoder(images, training=training)
         return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs, None)
 
@@ -52,16 +60,16 @@ class Autoencoder(keras.Model):
 
     def reconstruction_term(self, images, reconstructions):
         """Scaled normalised MSE, averaged over this replica's batch."""
-        error = tf.cast(reconstructions, tf.float32) - tf.cast(images, tf.float32)
-        return self.reconstruction_scale * tf.reduce_mean(tf.square(error)) / self.data_variance
+        error = ops.cast(reconstructions, "float32") - ops.cast(images, "float32")
+        return self.reconstruction_scale * ops.mean(ops.square(error)) / self.data_variance
 
     def log_sum_squared_error(self, images, reconstructions):
         """``(D / 2) log(mean_b sum_pixels (x_hat - x)^2)``: the Gaussian likelihood with the decoder
         variance at its maximum-likelihood value, as the SQ-VAE authors train (their ``flg_arelbo``)."""
-        error = tf.cast(reconstructions, tf.float32) - tf.cast(images, tf.float32)
-        per_sample = tf.reduce_sum(tf.reshape(tf.square(error), [tf.shape(error)[0], -1]), axis=-1)
-        pixels = float(math.prod(self.image_shape))
-        return 0.5 * pixels * tf.math.log(tf.reduce_mean(per_sample))
+        error = ops.cast(reconstructions, "float32") - ops.cast(images, "float32")
+        pixels = math.prod(self.image_shape)
+        per_sample = ops.sum(ops.reshape(ops.square(error), (-1, pixels)), axis=-1)
+        return 0.5 * float(pixels) * ops.log(ops.mean(per_sample))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         target = x if y is None else y
@@ -70,22 +78,48 @@ class Autoencoder(keras.Model):
         objective = getattr(self.bottleneck, "reconstruction_objective", "normalised_mse")
         if objective == "log_sum_squared_error":
             reconstruction = self.log_sum_squared_error(target, y_pred)
-        total = tf.add_n([reconstruction] + [tf.cast(loss, tf.float32) for loss in self.losses])
+        self.bottleneck.update_deferred_metrics()  # JAX: the layer's metrics, in this scope that maps them
+        total = reconstruction
+        for loss in self.losses:  # in order, as tf.add_n sums them
+            total = total + ops.cast(loss, "float32")
         # Gradients are summed over replicas: scale each replica's mean so the
         # sum is the global mean, as Keras does for compiled losses.
-        return total / tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas_in_sync()
 
-    def train_step(self, data):
-        logs = super().train_step(data)
+    def train_step(self, *args):
+        """Keras's step, then the codebook upkeep (EMA / restarts) after the optimizer step, outside the tape.
+
+        TensorFlow and PyTorch pass ``(data)`` and update variables in place;
+        JAX passes ``(state, data)`` and returns the new state.
+        """
+        if keras.backend.backend() == "jax":
+            return self._stateless_train_step(*args)
+        logs = super().train_step(*args)
         if getattr(self.bottleneck, "maintains_codebook", False):
-            self.bottleneck.update_codebook()  # EMA / restarts: after the optimizer step, outside the tape
-        strategy = tf.distribute.get_strategy()
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy):
-            # Keras reduces multi-worker step logs with a MEAN over axis 0, which
-            # fails on scalars; give each value that axis. Epoch logs are read
-            # from the (cross-replica) metrics and stay scalars.
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+            self.bottleneck.update_codebook()
+        if keras.backend.backend() == "tensorflow":
+            logs = compat.multi_worker_logs(logs)
         return logs
+
+    def _stateless_train_step(self, state, data):
+        """JAX: run the upkeep on the state the optimizer step returned, in a stateless scope."""
+        logs, state = super().train_step(state, data)
+        if not getattr(self.bottleneck, "maintains_codebook", False):
+            return logs, state
+        trainable, non_trainable, optimizer_variables, metrics = state
+        groups = (
+            (self.trainable_variables, trainable),
+            (self.non_trainable_variables, non_trainable),
+            (self.metrics_variables, metrics),
+        )
+        mapping = [pair for variables, values in groups for pair in zip(variables, values)]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self.bottleneck.update_codebook()
+        updated = [
+            [value if scope.get_current_value(v) is None else scope.get_current_value(v) for v, value in zip(*group)]
+            for group in groups
+        ]
+        return logs, (updated[0], updated[1], optimizer_variables, updated[2])
 
     def get_config(self):
         return {

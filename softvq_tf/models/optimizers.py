@@ -8,13 +8,18 @@ parameters) that memory traffic, not the matmuls, bounds a CPU training step.
 TensorFlow's ``ResourceApplyAdam`` kernel, which reads and writes each buffer
 once, as the authors' TF1 ``AdamOptimizer`` did. ``results/benchmarks.md``
 has the measured effect; ``tests/test_model.py`` checks it matches Keras Adam.
+
+The kernel is TensorFlow's; on the JAX and PyTorch backends ``FusedAdam`` is
+Keras's ``Adam`` (same formula), so a model built with it runs anywhere.
 """
 
 import keras
-import tensorflow as tf
 
 from softvq_tf import compat
 from softvq_tf.layers import PACKAGE
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -22,7 +27,7 @@ class FusedAdam(keras.optimizers.Adam):
     """``keras.optimizers.Adam`` whose dense update is TensorFlow's fused Adam kernel."""
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+        if keras.backend.backend() != "tensorflow" or self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         m, v = compat.adam_slots(self, variable)
