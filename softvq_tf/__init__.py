@@ -16,7 +16,7 @@ import importlib
 
 from softvq_tf.options import BOTTLENECKS
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _PUBLIC = {
     "softvq_tf.layers": (
@@ -33,7 +33,7 @@ _PUBLIC = {
         "CodebookPerplexity",
         "CodewordsInUse",
     ),
-    "softvq_tf.models": ("Autoencoder", "FusedAdam", "build_encoder", "build_decoder"),
+    "softvq_tf.models": ("Autoencoder", "QuantizerModel", "FusedAdam", "build_encoder", "build_decoder"),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = ["BOTTLENECKS", *_HOME]

@@ -10,6 +10,7 @@ import time
 import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
+from benchmarks.steadiness import parse_setting, report, slow_runs
 from softvq_tf.experiments.bench import (
     busiest_pair_shares_a_cpu,
     machine_cpu_seconds,
@@ -17,7 +18,6 @@ from softvq_tf.experiments.bench import (
     thread_cpu_seconds,
     thread_placement,
 )
-from softvq_tf.experiments.steadiness import parse_setting, report, slow_runs
 from softvq_tf.training.errors import UsageError
 
 
@@ -95,7 +95,7 @@ def test_the_report_names_what_each_slow_run_lost():
 @pytest.mark.slow
 def test_steadiness_smoke_alternates_settings_and_writes_the_report(tmp_path):
     output = tmp_path / "s.md"
-    args = ["-m", "softvq_tf.experiments.steadiness", "--runs", "2", "--steps", "20", "--data-dir", FASHION]
+    args = ["-m", "benchmarks.steadiness", "--runs", "2", "--steps", "20", "--data-dir", FASHION]
     result = run_script([*args, "--setting", "a:", "--setting", "b:TF_NUM_INTEROP_THREADS=1", "--output", str(output)])
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
     order = [m.group(1) for m in re.finditer(r"^(\S+) run \d+: fit ", result.stdout, re.MULTILINE)]

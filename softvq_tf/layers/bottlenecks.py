@@ -16,6 +16,8 @@ Written in ``keras.ops`` and ``keras.random`` only: they run on the
 TensorFlow, JAX and PyTorch backends.
 """
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -217,7 +219,7 @@ class GaussianBottleneck(Bottleneck):
 
     Args:
         kl_weight: weight of the KL term (1 for the VAE, the paper's beta for beta-VAE).
-        seed: seed of the sampling noise.
+        **kwargs: ``seed`` (of the sampling noise) and the Keras layer arguments.
 
     Input ``z_e [..., d]`` and ``head = log sigma^2 [..., d]``; output ``z [..., d]``.
     The KL term is summed over ``d`` and averaged over every position.
@@ -260,7 +262,7 @@ class InformationDropout(Bottleneck):
     Args:
         alpha_max: the largest dropout rate (0.7 in the paper).
         weight: the regulariser's weight (0.5 in the paper).
-        seed: seed of the multiplicative noise.
+        **kwargs: ``seed`` (of the multiplicative noise) and the Keras layer arguments.
 
     Input ``z_e [..., d]`` and the rate logits ``head [..., d]``; output ``z [..., d]``.
     """
@@ -332,6 +334,13 @@ class _Quantizer(Bottleneck):
         dead_code_steps=None,
         **kwargs,
     ):
+        if "weight" in kwargs:  # the name vq_weight had in 0.1 (CHANGELOG.md)
+            warnings.warn(
+                f"{type(self).__name__}(weight=...) is deprecated and will be removed; use vq_weight=",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            vq_weight = kwargs.pop("weight")
         super().__init__(**kwargs)
         check_layer_options(
             num_codewords=num_codewords,

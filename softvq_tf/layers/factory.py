@@ -32,10 +32,15 @@ def make_bottleneck(
 
     Args:
         name: one of ``softvq_tf.options.BOTTLENECKS`` or ``MODERN_BOTTLENECKS``.
-        num_codewords, commitment, vq_weight, ema_decay, kmeans_init,
-            dead_code_steps: quantizer settings (vq, soft_vq).
+        num_codewords: the codebook size K (vq, soft_vq, sqvae).
         kl_weight: the KL weight (vae, beta_vae).
-        noise_std, likelihood: soft_vq settings.
+        commitment: the commitment weight beta (vq, soft_vq).
+        vq_weight: the VQ loss weight w (vq, soft_vq).
+        noise_std: the noise on the code in training (soft_vq).
+        likelihood: ``"original"`` or ``"gaussian"`` (soft_vq).
+        ema_decay: the EMA codebook's decay (vq).
+        kmeans_init: whether the codebook waits for a k-means initialisation (vq, soft_vq).
+        dead_code_steps: restart a codeword idle this many steps (vq, soft_vq).
         gradient_estimator: vq's estimator of the decoder's gradient.
         fsq_levels: FSQ's levels, a sequence or text such as ``"8,4,4"`` (fsq).
         temperature_decay: the SQ-VAE's temperature decay per step (sqvae).

@@ -30,7 +30,7 @@ class FiniteScalarQuantizer(Bottleneck):
 
     Args:
         levels: the number of levels per dimension, e.g. ``(8, 4, 4)`` for 128 codes.
-        seed: seed of the projections' Glorot-uniform initialisation.
+        **kwargs: ``seed`` (of the projections' Glorot-uniform initialisation) and the Keras layer arguments.
 
     Input ``z_e [..., d]`` (no head); output ``[..., d]``.
     """
@@ -135,7 +135,8 @@ class StochasticVectorQuantizer(Bottleneck):
         temperature_init: ``tau_0`` (the authors' 1.0).
         temperature_min: the temperature's floor (the authors' 0).
         log_variance_init: the starting ``s`` (the authors' ``log 10`` for 64-dimensional codes).
-        seed: seed of the codebook's standard normal initialisation (the authors' ``randn``) and of the noise.
+        **kwargs: ``seed`` (of the codebook's standard normal initialisation, the authors' ``randn``, and of the
+            noise) and the Keras layer arguments.
 
     Input ``z_e [..., d]`` (no head); output the relaxed sample (training) or the nearest codeword, ``[..., d]``.
     """
@@ -196,6 +197,10 @@ class StochasticVectorQuantizer(Bottleneck):
     def logits(self, z):
         """``-||z - e_k||^2 / (2 sigma^2)``, ``[..., K]``."""
         return -0.5 * squared_distances(z, self.codebook) / self.variance()
+
+    def nearest_codeword_indices(self, z):
+        """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each position (the assignment at inference)."""
+        return ops.argmin(squared_distances(z, self.codebook), axis=-1)
 
     def temperature(self, step):
         """``max(tau_0 exp(-decay * step), tau_min)`` at training step ``step`` (counted from 1)."""

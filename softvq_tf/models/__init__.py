@@ -3,5 +3,6 @@
 from softvq_tf.models.autoencoder import Autoencoder
 from softvq_tf.models.networks import build_decoder, build_encoder
 from softvq_tf.models.optimizers import FusedAdam
+from softvq_tf.models.quantizer_model import QuantizerModel
 
-__all__ = ["Autoencoder", "FusedAdam", "build_decoder", "build_encoder"]
+__all__ = ["Autoencoder", "FusedAdam", "QuantizerModel", "build_decoder", "build_encoder"]

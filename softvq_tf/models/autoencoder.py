@@ -10,10 +10,8 @@ normalised MSE is then still reported, but not minimised.
 
 The model runs on every Keras backend. Two things stay TensorFlow-only, behind
 ``softvq_tf.layers.replicas`` and ``compat``: the per-replica loss scaling of
-``tf.distribute`` and the multi-worker log reshaping. The codebook upkeep
-(EMA, restarts) runs after the optimizer step on every backend; on JAX, whose
-train step is a pure function of the state, it runs on the new state inside
-the same compiled step.
+``tf.distribute`` and the multi-worker log reshaping. Its training step, with
+the codebook upkeep after the optimizer step, is ``QuantizerTrainStep``'s.
 """
 
 import math
@@ -21,14 +19,14 @@ import math
 import keras
 from keras import ops
 
-from softvq_tf import compat
 from softvq_tf.layers import PACKAGE
 from softvq_tf.layers.replicas import replicas_in_sync
 from softvq_tf.models.networks import build_decoder, build_encoder
+from softvq_tf.models.quantizer_model import QuantizerTrainStep
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Autoencoder(keras.Model):
+class Autoencoder(QuantizerTrainStep, keras.Model):
     """An autoencoder that differs from its siblings only in ``bottleneck``."""
 
     def __init__(
@@ -78,48 +76,13 @@ class Autoencoder(keras.Model):
         objective = getattr(self.bottleneck, "reconstruction_objective", "normalised_mse")
         if objective == "log_sum_squared_error":
             reconstruction = self.log_sum_squared_error(target, y_pred)
-        self.bottleneck.update_deferred_metrics()  # JAX: the layer's metrics, in this scope that maps them
+        self.update_deferred_metrics()  # JAX: the layer's metrics, in this scope that maps them
         total = reconstruction
         for loss in self.losses:  # in order, as tf.add_n sums them
             total = total + ops.cast(loss, "float32")
         # Gradients are summed over replicas: scale each replica's mean so the
         # sum is the global mean, as Keras does for compiled losses.
         return total / replicas_in_sync()
-
-    def train_step(self, *args):
-        """Keras's step, then the codebook upkeep (EMA / restarts) after the optimizer step, outside the tape.
-
-        TensorFlow and PyTorch pass ``(data)`` and update variables in place;
-        JAX passes ``(state, data)`` and returns the new state.
-        """
-        if keras.backend.backend() == "jax":
-            return self._stateless_train_step(*args)
-        logs = super().train_step(*args)
-        if getattr(self.bottleneck, "maintains_codebook", False):
-            self.bottleneck.update_codebook()
-        if keras.backend.backend() == "tensorflow":
-            logs = compat.multi_worker_logs(logs)
-        return logs
-
-    def _stateless_train_step(self, state, data):
-        """JAX: run the upkeep on the state the optimizer step returned, in a stateless scope."""
-        logs, state = super().train_step(state, data)
-        if not getattr(self.bottleneck, "maintains_codebook", False):
-            return logs, state
-        trainable, non_trainable, optimizer_variables, metrics = state
-        groups = (
-            (self.trainable_variables, trainable),
-            (self.non_trainable_variables, non_trainable),
-            (self.metrics_variables, metrics),
-        )
-        mapping = [pair for variables, values in groups for pair in zip(variables, values)]
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            self.bottleneck.update_codebook()
-        updated = [
-            [value if scope.get_current_value(v) is None else scope.get_current_value(v) for v, value in zip(*group)]
-            for group in groups
-        ]
-        return logs, (updated[0], updated[1], optimizer_variables, updated[2])
 
     def get_config(self):
         return {

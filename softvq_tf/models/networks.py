@@ -74,7 +74,7 @@ def start_output_at_data_mean(decoder, network, mean_image):
     linear output at each channel's mean. Without it the first updates all
     push the codes one way (the output starts at 0.5, brighter than most
     images); an FSQ encoder rides that push into tanh's saturation and stays
-    there, one code for every image (measured, see README "Quantizers").
+    there, one code for every image (measured, see docs/reports/modern-quantizers.md).
     """
     mean_image = np.asarray(mean_image, np.float64)
     output = decoder.get_layer(OUTPUT_LAYER)

@@ -1,10 +1,31 @@
 """Command-line front end of ``train.py``: flags -> RunConfig -> ``training.train``."""
 
 import os
+import sys
 import typing
+import warnings
+from argparse import SUPPRESS, Action
 
 from softvq_tf.training.config import FIELDS, epoch_length, resolve_config
 from softvq_tf.training.errors import ArgumentParser, console_entry
+
+# Flags renamed since 0.1: old -> new.
+RENAMED_FLAGS = {"--checkpoint-every": "--epoch-steps"}
+FLAG_FIELDS = {field.metadata["flag"]: name for name, field in FIELDS.items() if field.metadata.get("flag")}
+
+
+class DeprecatedFlag(Action):
+    """A renamed flag: stores its value under the new flag's setting, with one warning line naming the new flag."""
+
+    def __init__(self, option_strings, dest, new_flag, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new_flag = new_flag
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        message = f"{option_string} is deprecated and will be removed; use {self.new_flag}"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        print(f"warning: {message}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def train_parser():
@@ -31,6 +52,9 @@ def train_parser():
             if meta.get("rule") is not None and meta["rule"].choices and name not in ("dataset", "bottleneck"):
                 kwargs["choices"] = meta["rule"].choices
         p.add_argument(meta["flag"], **kwargs)
+    # Renamed flags keep working (CHANGELOG.md): each warns once, naming its new name.
+    for old, new in RENAMED_FLAGS.items():
+        p.add_argument(old, dest=FLAG_FIELDS[new], type=int, action=DeprecatedFlag, new_flag=new, help=SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.add_argument(
         "--dry-run", action="store_true", help="print the resolved settings and the run directory, then exit"

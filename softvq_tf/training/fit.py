@@ -60,7 +60,8 @@ def make_strategy(mode):
     if mode == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise UsageError(
-                "--distribute multi_worker needs TF_CONFIG (cluster and task) in the environment; see the README"
+                "--distribute multi_worker needs TF_CONFIG (cluster and task) in the environment; "
+                "see docs/guide/scaling.md"
             )
         try:
             json.loads(os.environ["TF_CONFIG"])
@@ -107,7 +108,7 @@ def make_dataset(images, config, seed, start_step=0):
     parallel map, no prefetch, no autotuning. Gathering and scaling one batch
     of in-memory images costs next to nothing, and a step then has no
     hand-off between tf.data's threads: with them, some whole runs kept half
-    their speed (README, "Speed"). Same batches in the same order either way.
+    their speed (docs/reports/speed.md). Same batches in the same order either way.
     """
     images = tf.constant(images)
     n = int(images.shape[0])

@@ -1,6 +1,6 @@
 """Steadiness: do back-to-back whole training runs keep their speed? Counts the slow ones per setting.
 
-    python -m softvq_tf.experiments.steadiness --runs 20 \\
+    python -m benchmarks.steadiness --runs 20 \\
         --setting default: --setting one-interop-thread:TF_NUM_INTEROP_THREADS=1 --output results/steadiness.md
 
 Each ``--setting NAME:VAR=VALUE,...`` runs ``--runs`` whole ``train.py`` runs
@@ -94,7 +94,7 @@ def report(settings, results, args, argv):
     lines = [
         "# Steadiness of back-to-back training runs",
         "",
-        command_line("python -m softvq_tf.experiments.steadiness", argv),
+        command_line("python -m benchmarks.steadiness", argv),
         "",
         f"Each run: `train.py --dataset fashion_mnist --bottleneck soft_vq --steps {args.steps} --batch-size "
         f"{args.batch_size}` (default flags) with the setting's environment; settings take turns run by run. "
