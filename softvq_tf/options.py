@@ -20,7 +20,7 @@ GRADIENT_ESTIMATORS = ("straight_through", "rotation")
 OUTPUT_BIASES = ("zeros", "data_mean")
 # The soft quantizer's weights: the notebooks' "+ s_k" or the textbook Gaussian "- d s_k".
 LIKELIHOODS = ("original", "gaussian")
-NETWORKS = ("mlp", "cnn")
+NETWORKS = ("mlp", "cnn", "conv_grid")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,9 @@ report = {}
 REMEDIES = {
     "vq_remedies": ("vq", dict(ema_decay=0.9, kmeans_init=True, dead_code_steps=3)),
     "soft_vq_remedies": ("soft_vq", dict(kmeans_init=True, dead_code_steps=3)),
+    # A grid of codes: every position's statistics summed over replicas.
+    "soft_vq_grid": ("soft_vq", dict(network="conv_grid")),
+    "vq_grid_remedies": ("vq", dict(network="conv_grid", ema_decay=0.9, dead_code_steps=3)),
 }
 for key in ("vq", "soft_vq", "sqvae", *REMEDIES):
     bottleneck, remedies = REMEDIES.get(key, (key, {}))

@@ -26,7 +26,7 @@ def test_mirrored_two_replicas_match_one_replica(tmp_path):
     result = run_script([os.path.join("tests", "mirrored_check.py"), str(tmp_path)])
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT ", 1)[1])
-    for bottleneck in ("vq", "soft_vq", "vq_remedies", "soft_vq_remedies"):
+    for bottleneck in ("vq", "soft_vq", "vq_remedies", "soft_vq_remedies", "soft_vq_grid", "vq_grid_remedies"):
         one, two = report[bottleneck]["default"], report[bottleneck]["mirrored"]
         assert one["replicas"] == 1 and two["replicas"] == 2
         assert two["codebook_copies"] == 2 and two["codebook_in_sync"]

@@ -19,6 +19,7 @@ warm-up epoch that compiles the step.
 """
 
 import argparse
+import math
 import os
 import pathlib
 import subprocess
@@ -89,7 +90,9 @@ def timed_fit(images, steps, epochs, batch_size=32, seed=0):
         SoftVectorQuantizer(128, commitment=2.5, vq_weight=3.0, seed=seed),
         data_variance=float(images.var()),
     )
-    model.compile(optimizer=keras.optimizers.Adam(3e-4, epsilon=1e-8), steps_per_execution=steps // 10 or 1)
+    # Several steps per compiled call where the backend allows it (PyTorch's trainer does not).
+    per_call = 1 if keras.backend.backend() == "torch" else math.gcd(steps, 50)
+    model.compile(optimizer=keras.optimizers.Adam(3e-4, epsilon=1e-8), steps_per_execution=per_call)
     data = images[: steps * batch_size]
     warm_up = model.fit(data, batch_size=batch_size, epochs=1, shuffle=True, verbose=0).history  # compiles the step
     start = time.perf_counter()

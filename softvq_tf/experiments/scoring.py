@@ -20,8 +20,21 @@ from softvq_tf.training.errors import DataError
 from softvq_tf.training.export import load_encoder
 
 
+def grid_views(z):
+    """A grid of codes ``[N, H, W, d]`` as the probes read it: ``(flattened [N, H*W*d], pooled over positions
+    [N, d])``; one code per image ``[N, d]`` is both."""
+    z = np.asarray(z)
+    if z.ndim == 2:
+        return z, z
+    return z.reshape(len(z), -1), z.reshape(len(z), -1, z.shape[-1]).mean(axis=1)
+
+
 def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epochs=30, seed=0, log=print):
     """All probes on one representation; returns a dict of scores and seconds.
+
+    A grid of codes is read as ``grid_views`` gives it: k-means clusters the
+    codes pooled over positions; the linear probe, logistic regression and
+    k-NN read the flattened grid.
 
     ``acc`` and ``nmi`` are the paper's statistic (the lowest-inertia k-means
     restart); ``acc_near_best`` and ``nmi_near_best`` average the restarts within
@@ -29,8 +42,9 @@ def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epoc
     restart's inertia, ACC and NMI so other statistics can be computed later.
     """
     start = time.time()
+    (train_z, _), (test_z, test_pooled) = grid_views(train_z), grid_views(test_z)
     restarts = probes.kmeans_restarts(
-        test_z, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}")
+        test_pooled, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}")
     )
     accs = np.array([100 * probes.clustering_accuracy(test_y, labels) for labels in restarts.labels])
     nmis = np.array([probes.nmi(test_y, labels) for labels in restarts.labels])

@@ -404,6 +404,14 @@ class _Quantizer(Bottleneck):
         probs = self._quantize(as_rows(z_e), None if head is None else as_rows(head), training=False)[1]
         return leading_shape_of(probs, z_e, self.num_codewords)
 
+    def tokens(self, z_e, head=None):
+        """Each position's token ``[...]``: its nearest codeword (hard VQ), its most probable one (soft VQ)."""
+        return ops.argmax(self.assignment_probabilities(z_e, head), axis=-1)
+
+    def codewords(self, tokens):
+        """The codewords of ``tokens [...]``, ``[..., d]``: the decoder input of a hard token grid."""
+        return ops.take(ops.transpose(ops.cast(self.codebook, "float32")), tokens, axis=0)
+
     # The codebook upkeep's side of the training loop (see CodebookUpkeep).
     @property
     def maintains_codebook(self):

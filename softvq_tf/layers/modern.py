@@ -77,6 +77,10 @@ class FiniteScalarQuantizer(Bottleneck):
         basis = ops.convert_to_tensor(np.cumprod((1,) + self.levels[:-1]).astype(np.int32))
         return ops.sum(digits * basis, axis=-1)
 
+    def tokens(self, z_e, head=None):
+        """Each position's index in the implicit codebook, ``[...]``."""
+        return self.code_indices(self.round_to_levels(self._project(z_e)))
+
     def code(self, z_e):
         """FSQ's own code of ``z_e [..., d]`` before rounding, scaled as the decoder reads it, ``[..., n]``.
 
@@ -201,6 +205,14 @@ class StochasticVectorQuantizer(Bottleneck):
     def nearest_codeword_indices(self, z):
         """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each position (the assignment at inference)."""
         return ops.argmin(squared_distances(z, self.codebook), axis=-1)
+
+    def tokens(self, z_e, head=None):
+        """Each position's token ``[...]``: its nearest codeword, the deterministic assignment at inference."""
+        return self.nearest_codeword_indices(z_e)
+
+    def codewords(self, tokens):
+        """The codewords of ``tokens [...]``, ``[..., d]``: what the decoder gets at inference."""
+        return ops.take(ops.transpose(ops.cast(self.codebook, "float32")), tokens, axis=0)
 
     def temperature(self, step):
         """``max(tau_0 exp(-decay * step), tau_min)`` at training step ``step`` (counted from 1)."""

@@ -146,7 +146,13 @@ class RunConfig:
     data_dir: Optional[str] = setting(
         None, "--data-dir", "folder with the data set's standard files instead of TensorFlow Datasets"
     )
-    network: str = setting("mlp", rule=options.one_of(NETWORKS))
+    network: str = setting(
+        "mlp",
+        "--network",
+        "encoder and decoder: the paper's mlp or cnn, or conv_grid, a grid of codes [H/4, W/4, d] as VQ-VAEs "
+        "tokenize images (default: the data set's preset)",
+        options.one_of(NETWORKS),
+    )
     image_shape: tuple = setting((8, 8, 1))
     latent_dim: int = setting(16, "--latent-dim", "d, the size of z_e", options.at_least(1))
     num_codewords: Optional[int] = setting(
@@ -399,6 +405,8 @@ def default_run_name(c):
             continue  # already in the name
         if field == "precision":
             parts.append("bf16" if value == "mixed_bfloat16" else value)
+        elif field == "network":
+            parts.append(str(value))
         elif field in ("likelihood", "gradient_estimator"):
             parts.append(str(value))
         elif field == "fsq_levels":
@@ -604,6 +612,15 @@ def validate(c):
             f"--steps-per-execution {spe} must divide --epoch-steps {c.epoch_steps}",
         ),
         (bool(c.name) and os.sep not in c.name, f"--name must be a plain directory name, got {c.name!r}"),
+        (
+            c.network != "conv_grid" or (c.image_shape[0] % 4 == 0 and c.image_shape[1] % 4 == 0),
+            f"--network conv_grid needs image height and width divisible by 4, got {tuple(c.image_shape)}",
+        ),
+        (
+            c.network != "cnn" or (c.image_shape[0] % 16 == 0 and c.image_shape[1] % 16 == 0),
+            f"--network cnn needs image height and width divisible by 16, got {tuple(c.image_shape)}; "
+            "use --network mlp or conv_grid",
+        ),
     ]
     for ok, message in checks:
         if not ok:

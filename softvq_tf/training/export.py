@@ -1,7 +1,9 @@
 """Export the encoder as a self-contained SavedModel.
 
 ``serving_default`` maps raw images exactly as the data set stores them
-(``uint8 [B, H, W, C]``) to ``{"z_e": [B, d]}``; the preprocessing lives inside
+(``uint8 [B, H, W, C]``) to ``{"z_e": [B, d]}`` (``[B, H', W', d]`` for a grid
+of codes) and, for a quantizer, ``"tokens"``: each position's codeword index,
+``[B]`` or ``[B, H', W']`` (the soft quantizer's most probable codeword); the preprocessing lives inside
 the graph, so the export loads with plain ``tf.saved_model.load`` in a process
 that never imports softvq_tf. The directory is written under a temporary name
 and renamed when complete.
@@ -19,10 +21,16 @@ def export_encoder(model, config, path):
     """Write ``model``'s encoder to ``path`` (a directory) atomically."""
     archive = keras.export.ExportArchive()
     archive.track(model.encoder)
+    has_tokens = hasattr(model.bottleneck, "tokens")
+    if has_tokens:
+        archive.track(model.bottleneck)
 
     def serve(images):
-        z_e, _ = model.encode(preprocess(images, config.pixel_max, config.pixel_offset), training=False)
-        return {"z_e": tf.cast(z_e, tf.float32)}
+        z_e, head = model.encode(preprocess(images, config.pixel_max, config.pixel_offset), training=False)
+        outputs = {"z_e": tf.cast(z_e, tf.float32)}
+        if has_tokens:
+            outputs["tokens"] = tf.cast(model.bottleneck.tokens(z_e, head), tf.int32)
+        return outputs
 
     archive.add_endpoint(
         "serve", serve, input_signature=[tf.TensorSpec([None, *config.image_shape], tf.uint8, name="images")]

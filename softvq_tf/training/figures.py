@@ -27,16 +27,18 @@ def save_reconstructions(model, images, config, path, n=10):
 
 
 def codebook_usage(model, images, config, batch_size=1000):
-    """On ``images``: the most probable codeword of each ``[N]``, and for soft VQ the learned sigmas ``[N, K]``
+    """On ``images``: the most probable codeword of each code ``[N]`` (every position of a grid), and for soft VQ the
+    learned sigmas ``[N, K]``
     and each sample's posterior perplexity ``exp(H(p))`` ``[N]`` (1: a hard assignment, K: uniform)."""
     top, sigmas, perplexities = [], [], []
     for start in range(0, len(images), batch_size):
         x = preprocess(images[start : start + batch_size], config.pixel_max, config.pixel_offset)
         z_e, head = model.encode(x)
-        probs = model.bottleneck.assignment_probabilities(z_e, head).numpy()  # [B, K]
+        probs = model.bottleneck.assignment_probabilities(z_e, head).numpy()
+        probs = probs.reshape(-1, probs.shape[-1])  # [B, K], or every position of a grid of codes
         top.append(probs.argmax(1))
         if config.bottleneck == "soft_vq":
-            sigmas.append(np.exp(head.numpy().astype(np.float64)))
+            sigmas.append(np.exp(head.numpy().astype(np.float64).reshape(probs.shape)))
             entropy = -(probs * np.log(np.maximum(probs, 1e-30))).sum(1)
             perplexities.append(np.exp(entropy))
     join = lambda parts: np.concatenate(parts) if parts else None  # noqa: E731

@@ -1,0 +1,81 @@
+"""The ``conv_grid`` network: a grid of codes ``[B, H/4, W/4, d]`` for every bottleneck, its export, real data.
+
+(1 against 2 replicas on a grid: ``test_distribute.py``, keys ``*_grid*`` of ``mirrored_check.py``.)
+"""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import FASHION, assert_one_line_error, run_script
+
+from softvq_tf.layers import make_bottleneck
+from softvq_tf.models import Autoencoder, build_decoder, build_encoder
+from softvq_tf.options import BOTTLENECKS, MODERN_BOTTLENECKS
+
+
+@pytest.mark.parametrize("image_shape, grid", [((28, 28, 1), (7, 7)), ((32, 32, 3), (8, 8))])
+def test_the_encoder_ends_in_a_grid_of_codes_and_heads_and_the_decoder_mirrors_it(image_shape, grid):
+    encoder = build_encoder("conv_grid", image_shape, 16, head_units=32)
+    z_e, head = encoder(np.zeros((2, *image_shape), np.float32))
+    assert tuple(z_e.shape) == (2, *grid, 16) and tuple(head.shape) == (2, *grid, 32)
+    decoder = build_decoder("conv_grid", image_shape, 16)
+    assert tuple(decoder(np.zeros((2, *grid, 16), np.float32)).shape) == (2, *image_shape)
+
+
+@pytest.mark.parametrize("bottleneck", BOTTLENECKS + MODERN_BOTTLENECKS)
+def test_every_bottleneck_trains_a_step_on_a_grid_of_codes(bottleneck):
+    layer = make_bottleneck(bottleneck, num_codewords=16, fsq_levels=(4, 4), seed=0)
+    model = Autoencoder("conv_grid", (28, 28, 1), 8, layer)
+    model.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    history = model.fit(x, batch_size=4, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][-1])
+    z_e, head = model.encode(x[:2])
+    assert tuple(z_e.shape) == (2, 7, 7, 8)
+    assert tuple(model(x[:2]).shape) == (2, 28, 28, 1)
+
+
+def test_an_image_size_that_does_not_divide_by_four_is_refused():
+    with pytest.raises(ValueError, match=r"divisible by 4, got \(30, 30, 1\)"):
+        build_encoder("conv_grid", (30, 30, 1), 8)
+
+
+def test_the_flag_is_listed_and_the_run_named():
+    result = run_script(["train.py", "--network", "conv_grid", "--bottleneck", "vq", "--dry-run"])
+    assert result.returncode == 0 and "digits_vq_d16_K32_conv_grid_seed0" in result.stdout, result.stderr
+    assert "{mlp,cnn,conv_grid}" in run_script(["train.py", "--help"]).stdout
+    assert_one_line_error(run_script(["train.py", "--network", "grid", "--dry-run"]), "--network")
+
+
+def test_the_export_gives_the_code_grid_and_its_token_indices(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    args = ["train.py", "--network", "conv_grid", "--bottleneck", "soft_vq", "--steps", "40", "--epoch-steps", "20"]
+    result = run_script([*args, "--out", str(tmp_path), "--quiet"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "digits_soft_vq_d16_K32_conv_grid_steps40_seed0"
+    serve = tf.saved_model.load(str(run / "encoder")).signatures["serving_default"]
+    images = np.random.default_rng(0).integers(0, 17, (5, 8, 8, 1)).astype(np.uint8)
+    out = serve(images=tf.constant(images))
+    assert out["z_e"].shape == (5, 2, 2, 16) and out["tokens"].shape == (5, 2, 2) and out["tokens"].dtype == tf.int32
+    model = keras.saving.load_model(str(run / "autoencoder.keras"), compile=False)
+    z_e, head = model.encode(images.astype(np.float32) / 16.0)
+    probs = model.bottleneck.assignment_probabilities(z_e, head).numpy()
+    np.testing.assert_array_equal(out["tokens"].numpy(), probs.argmax(-1))  # the most probable codeword
+    np.testing.assert_allclose(out["z_e"].numpy(), z_e.numpy(), rtol=1e-5, atol=1e-6)
+    assert model.bottleneck.codewords(out["tokens"].numpy()).shape == (5, 2, 2, 16)
+
+
+@pytest.mark.slow
+def test_a_short_real_fashion_mnist_training_uses_more_than_one_codeword(tmp_path):
+    args = ["train.py", "--dataset", "fashion_mnist", "--data-dir", FASHION, "--network", "conv_grid"]
+    args += ["--bottleneck", "vq", "--K", "64", "--latent-dim", "16", "--steps", "200", "--epoch-steps", "100"]
+    result = run_script([*args, "--out", str(tmp_path), "--quiet"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    run = tmp_path / "fashion_mnist_vq_d16_K64_conv_grid_steps200_seed0"
+    history = json.load(open(os.path.join(run, "history.json")))
+    assert history["history"]["codewords_in_use"][-1] > 1, history["history"]
