@@ -79,3 +79,28 @@ def test_a_short_real_fashion_mnist_training_uses_more_than_one_codeword(tmp_pat
     run = tmp_path / "fashion_mnist_vq_d16_K64_conv_grid_steps200_seed0"
     history = json.load(open(os.path.join(run, "history.json")))
     assert history["history"]["codewords_in_use"][-1] > 1, history["history"]
+
+
+@pytest.mark.parametrize("bottleneck", ["soft_vq", "vq"])
+def test_token_scores_decode_the_most_probable_codewords_and_count_every_position(bottleneck):
+    from softvq_tf.experiments.tokens import token_scores
+    from softvq_tf.training.config import resolve_config
+
+    config = resolve_config("digits", bottleneck, network="conv_grid", latent_dim=4, num_codewords=8)
+    model = Autoencoder("conv_grid", (8, 8, 1), 4, make_bottleneck(bottleneck, num_codewords=8, seed=0))
+    images = np.random.default_rng(1).integers(0, 17, (30, 8, 8, 1)).astype(np.uint8)
+    model(images[:1].astype(np.float32))  # built, as a loaded run's model is
+    scores = token_scores(model, config, images, batch_size=7)
+    x = images.astype(np.float32) / 16.0
+    z_e, head = model.encode(x)
+    tokens = model.bottleneck.tokens(z_e, head).numpy()  # [30, 2, 2]
+    used = len(np.unique(tokens))
+    assert scores["tokens_in_use"] == used and scores["bits_per_image"] == pytest.approx(4 * np.log2(used))
+    usual = np.mean((model(x).numpy() - x) ** 2)
+    assert scores["test_nmse"] == pytest.approx(usual, rel=1e-4)
+    if bottleneck == "soft_vq":
+        hard = np.mean((model.decoder(model.bottleneck.codewords(tokens)).numpy() - x) ** 2)
+        assert scores["hard_test_nmse"] == pytest.approx(hard, rel=1e-4)
+        assert scores["hard_test_psnr"] == pytest.approx(10 * np.log10(1 / hard), rel=1e-4)
+    else:
+        assert "hard_test_nmse" not in scores  # the decoder's input is the token grid already

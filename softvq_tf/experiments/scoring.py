@@ -13,6 +13,7 @@ import numpy as np
 
 from softvq_tf import models  # noqa: F401 (registers the Autoencoder for code_latents' load_model)
 from softvq_tf.experiments import probes
+from softvq_tf.experiments.tokens import token_scores
 from softvq_tf.training import rundir
 from softvq_tf.training.config import identity_key, variant_label
 from softvq_tf.training.data import load_splits, preprocess
@@ -203,6 +204,9 @@ def score_run(run_dir, config, data, settings, log=print):
         train, data.y_train, test, data.y_eval, settings["kmeans_inits"], settings["probe_epochs"], log=log
     )
     scores = probe(train_z, test_z)
+    if config.network == "conv_grid":  # an image tokenizer: its reconstructions and its tokens
+        model = _load_saved(run_dir, "autoencoder.keras", lambda path: keras.saving.load_model(path, compile=False))
+        scores.update(token_scores(model, config, data.x_eval))
     if config.bottleneck in CODE_PROBED:
         log(f"    probing {CODE_PROBED[config.bottleneck]}")
         scores["code"] = probe(*code_latents(run_dir, train_z, test_z))
