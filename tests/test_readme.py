@@ -88,3 +88,20 @@ def test_result_tables_quote_their_files(page, heading):
         )
         wrong = [(row, want) for row, want in zip(rows, expected) if row != want]
         assert not wrong, "README rows differ from the file they quote (README, file):\n" + "\n".join(map(str, wrong))
+
+
+def test_the_readme_export_one_liner_loads_a_run_without_softvq_tf(digits_run, tmp_path):
+    """The README's SavedModel line, run as written from a folder whose runs/ holds the quick start's run name."""
+    import os
+    import subprocess
+    import sys
+
+    block = _section(README.read_text(), "## Train, evaluate, export, several machines")
+    (line,) = [line for line in block.splitlines() if line.startswith('python -c "import tensorflow')]
+    (tmp_path / "runs").mkdir()
+    os.symlink(digits_run, tmp_path / "runs" / "digits_soft_vq_d16_K32_seed0")
+    code = line.split('python -c "', 1)[1].rsplit('"', 1)[0]
+    code = "import sys; sys.modules['softvq_tf'] = None; " + code  # the SavedModel needs no softvq_tf
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("(4, 8)"), result.stdout  # the shared run's d = 8
