@@ -49,6 +49,16 @@ def squared_distances(z, codebook):
     return z_sq - 2.0 * ops.matmul(z, codebook) + e_sq  # [..., K]
 
 
+def nearest_codewords(z, codebook):
+    """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each code ``z [..., d]`` in a codebook ``[d, K]``."""
+    return ops.argmin(squared_distances(z, codebook), axis=-1)
+
+
+def codebook_rows(codebook, tokens):
+    """The codewords ``[..., d]`` of ``tokens [...]`` in a codebook ``[d, K]``."""
+    return ops.take(ops.transpose(ops.cast(codebook, "float32")), tokens, axis=0)
+
+
 def as_rows(x):
     """``x [..., w]`` as rows ``[N, w]`` (``[B, w]`` is returned as it is)."""
     return x if len(x.shape) == 2 else ops.reshape(x, (-1, x.shape[-1]))
@@ -392,7 +402,7 @@ class _Quantizer(Bottleneck):
 
     def nearest_codeword_indices(self, z):
         """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each position."""
-        return ops.argmin(self.distances(z), axis=-1)
+        return nearest_codewords(z, self.codebook)
 
     def _quantize(self, z_e, head, training):
         """Return ``(z_q [N, d], assignment probabilities [N, K])`` for rows ``z_e [N, d]``, ``head [N, h]``."""
@@ -410,7 +420,7 @@ class _Quantizer(Bottleneck):
 
     def codewords(self, tokens):
         """The codewords of ``tokens [...]``, ``[..., d]``: the decoder input of a hard token grid."""
-        return ops.take(ops.transpose(ops.cast(self.codebook, "float32")), tokens, axis=0)
+        return codebook_rows(self.codebook, tokens)
 
     # The codebook upkeep's side of the training loop (see CodebookUpkeep).
     @property
@@ -491,7 +501,7 @@ class VectorQuantizer(_Quantizer):
 
     def _quantize(self, z_e, head, training):
         indices = self.nearest_codeword_indices(z_e)  # [N]
-        z_q = ops.take(ops.transpose(ops.cast(self.codebook, "float32")), indices, axis=0)  # [N, d]
+        z_q = self.codewords(indices)  # [N, d]
         return z_q, ops.one_hot(indices, self.num_codewords, dtype=z_q.dtype)
 
     def _decoder_input(self, z_e, z_q):

@@ -11,7 +11,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from softvq_tf.layers.bottlenecks import Bottleneck, as_rows, leading_shape_of, squared_distances
+from softvq_tf.layers.bottlenecks import (
+    Bottleneck,
+    as_rows,
+    codebook_rows,
+    leading_shape_of,
+    nearest_codewords,
+    squared_distances,
+)
 from softvq_tf.layers.metrics import PACKAGE, CodebookPerplexity, CodewordsInUse
 from softvq_tf.options import check_layer_options
 
@@ -204,7 +211,7 @@ class StochasticVectorQuantizer(Bottleneck):
 
     def nearest_codeword_indices(self, z):
         """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each position (the assignment at inference)."""
-        return ops.argmin(squared_distances(z, self.codebook), axis=-1)
+        return nearest_codewords(z, self.codebook)
 
     def tokens(self, z_e, head=None):
         """Each position's token ``[...]``: its nearest codeword, the deterministic assignment at inference."""
@@ -212,7 +219,7 @@ class StochasticVectorQuantizer(Bottleneck):
 
     def codewords(self, tokens):
         """The codewords of ``tokens [...]``, ``[..., d]``: what the decoder gets at inference."""
-        return ops.take(ops.transpose(ops.cast(self.codebook, "float32")), tokens, axis=0)
+        return codebook_rows(self.codebook, tokens)
 
     def temperature(self, step):
         """``max(tau_0 exp(-decay * step), tau_min)`` at training step ``step`` (counted from 1)."""

@@ -94,7 +94,7 @@ def test_fsq_code_and_indices_keep_the_leading_shape():
     layer(z_e)
     code = layer.code(z_e)
     assert tuple(code.shape) == (2, 3, 2, 2)
-    assert tuple(layer.code_indices(layer.round_to_levels(layer._project(z_e))).shape) == (2, 3, 2)
+    assert tuple(layer.tokens(z_e).shape) == (2, 3, 2)
 
 
 @pytest.mark.parametrize("name", ["soft_vq", "vae", "info_dropout"])
