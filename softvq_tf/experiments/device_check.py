@@ -18,7 +18,6 @@ steps/s = (steps of the timed epochs) / (their wall time), after one untimed
 warm-up epoch that compiles the step.
 """
 
-import argparse
 import math
 import os
 import pathlib
@@ -27,6 +26,8 @@ import sys
 import time
 
 import numpy as np
+
+from softvq_tf.training.errors import ArgumentParser, UsageError, run_cli
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -64,15 +65,13 @@ def run_portable_tests():
 
 
 def load_images(data_dir, limit):
-    """The first ``limit`` training images of the IDX set in ``data_dir``, as float32 in [0, 1], ``[N, 28, 28, 1]``."""
-    from softvq_tf.training.data import read_idx
+    """The first ``limit`` training images of the IDX set in ``data_dir``, as float32 in [0, 1], ``[N, 28, 28, 1]``.
 
-    for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"):
-        path = os.path.join(data_dir, name)
-        if os.path.exists(path):
-            images = read_idx(path)[:limit]
-            return (images[..., None] / 255.0).astype(np.float32)
-    raise FileNotFoundError(f"no train-images-idx3-ubyte[.gz] in {data_dir}; pass --data-dir with the IDX files")
+    Read by the training application's own reader (``data.load_splits``), which needs no TensorFlow for IDX files.
+    """
+    from softvq_tf.training.data import load_splits
+
+    return (load_splits("fashion_mnist", data_dir).x_train[:limit] / 255.0).astype(np.float32)
 
 
 def timed_fit(images, steps, epochs, batch_size=32, seed=0):
@@ -102,7 +101,7 @@ def timed_fit(images, steps, epochs, batch_size=32, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m softvq_tf.experiments.device_check", description=__doc__)
+    parser = ArgumentParser(prog="python -m softvq_tf.experiments.device_check", description=__doc__)
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="folder with the IDX files")
     parser.add_argument("--steps", type=int, default=500, help="steps per timed epoch (default 500)")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up (default 3)")
@@ -110,15 +109,15 @@ def main(argv=None):
     parser.add_argument("--output", help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.epochs < 1:
-        parser.error("--steps and --epochs must be >= 1")
+        raise UsageError("--steps and --epochs must be >= 1")
     if not os.path.isdir(args.data_dir):
-        parser.error(f"--data-dir {args.data_dir} is not a directory; point it at the IDX files of Fashion-MNIST")
+        raise UsageError(f"--data-dir {args.data_dir} is not a directory; point it at the IDX files of Fashion-MNIST")
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
     backend, device = keras.backend.backend(), device_name()
     passed, summary = (True, "skipped (--skip-tests)") if args.skip_tests else run_portable_tests()
-    images = load_images(args.data_dir, args.steps * 32)
+    images = load_images(args.data_dir, args.steps * 32)  # a missing or corrupt file: one DataError line
     steps_per_s, first, last, in_use = timed_fit(images, args.steps, args.epochs)
     fit_ok = last < first and in_use > 1
     lines = [
@@ -139,4 +138,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

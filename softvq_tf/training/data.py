@@ -100,10 +100,10 @@ def _load_local(dataset, data_dir):
         )
     if dataset in ("mnist", "fashion_mnist"):
         return Splits(
-            read_idx(_find(data_dir, "train-images-idx3-ubyte", dataset))[..., None],
-            read_idx(_find(data_dir, "train-labels-idx1-ubyte", dataset)).astype(np.int64),
-            read_idx(_find(data_dir, "t10k-images-idx3-ubyte", dataset))[..., None],
-            read_idx(_find(data_dir, "t10k-labels-idx1-ubyte", dataset)).astype(np.int64),
+            _read_idx(_find(data_dir, "train-images-idx3-ubyte", dataset))[..., None],
+            _read_idx(_find(data_dir, "train-labels-idx1-ubyte", dataset)).astype(np.int64),
+            _read_idx(_find(data_dir, "t10k-images-idx3-ubyte", dataset))[..., None],
+            _read_idx(_find(data_dir, "t10k-labels-idx1-ubyte", dataset)).astype(np.int64),
         )
     if dataset == "svhn":
         return Splits(
@@ -130,7 +130,7 @@ def _find(folder, name, dataset):
     raise DataError(f"{name}[.gz] not found in {folder}; --data-dir must hold {_LOCAL_HINT[dataset]}")
 
 
-def read_idx(path):
+def _read_idx(path):
     """Parse an IDX file (LeCun's MNIST format), checking magic number and size."""
     opener = gzip.open if path.endswith(".gz") else open
     try:
