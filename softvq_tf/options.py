@@ -18,6 +18,8 @@ CODEBOOK_BOTTLENECKS = (*QUANTIZERS, "sqvae")
 GRADIENT_ESTIMATORS = ("straight_through", "rotation")
 # Where the decoder's output bias starts (the notebooks': zeros).
 OUTPUT_BIASES = ("zeros", "data_mean")
+# How FSQ's output projection bias starts: Keras's zeros, or PyTorch nn.Linear's uniform in +-1/sqrt(n).
+FSQ_PROJECT_OUT_BIASES = ("zeros", "uniform")
 # The soft quantizer's weights: the notebooks' "+ s_k" or the textbook Gaussian "- d s_k".
 LIKELIHOODS = ("original", "gaussian")
 NETWORKS = ("mlp", "cnn", "conv_grid")
@@ -81,6 +83,7 @@ LAYER_RULES = {
         "a sequence of at least one integer >= 2",
         lambda v: len(v) >= 1 and all(int(x) == x and x >= 2 for x in v),
     ),
+    "project_out_bias": one_of(FSQ_PROJECT_OUT_BIASES),
 }
 
 

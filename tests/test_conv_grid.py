@@ -104,3 +104,35 @@ def test_token_scores_decode_the_most_probable_codewords_and_count_every_positio
         assert scores["hard_test_psnr"] == pytest.approx(10 * np.log10(1 / hard), rel=1e-4)
     else:
         assert "hard_test_nmse" not in scores  # the decoder's input is the token grid already
+
+
+def test_fsq_on_a_grid_starts_with_a_gradient_only_when_its_output_bias_is_not_zero():
+    """conv_grid's small initial codes all round to FSQ's zero level; from a zero output bias the decoder's
+    input is then all zeros, where every ReLU's gradient is 0 (measured: loss 1.0, one code, for 1000 steps)."""
+    import tensorflow as tf
+
+    from softvq_tf.layers import FiniteScalarQuantizer
+
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    moved = {}
+    for start in ("zeros", "uniform"):
+        model = Autoencoder("conv_grid", (28, 28, 1), 64, FiniteScalarQuantizer((8, 8, 8), start, seed=0))
+        model(x)
+        z_e, _ = model.encode(x)
+        assert len(np.unique(model.bottleneck.tokens(z_e).numpy())) == 1  # every position at one code
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - x))
+        grads = tape.gradient(loss, model.encoder.trainable_variables + model.decoder.trainable_variables[:-1])
+        moved[start] = max(float(tf.reduce_max(tf.abs(g))) for g in grads)
+    assert moved["zeros"] == 0.0 and moved["uniform"] > 1e-6, moved
+
+
+def test_fsq_on_conv_grid_starts_its_output_bias_uniform_by_default_and_names_it():
+    from softvq_tf.training.config import resolve_config
+
+    grid = resolve_config("digits", "fsq", network="conv_grid")
+    assert grid.fsq_project_out_bias == "uniform" and "_projbiasuniform_conv_grid_" in grid.name
+    assert resolve_config("digits", "fsq").fsq_project_out_bias is None  # the MLP's runs keep their identity
+    assert resolve_config("digits", "fsq", fsq_project_out_bias="zeros").name == resolve_config("digits", "fsq").name
+    result = run_script(["train.py", "--bottleneck", "fsq", "--fsq-project-out-bias", "ones", "--dry-run"])
+    assert_one_line_error(result, "--fsq-project-out-bias")

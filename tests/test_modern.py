@@ -266,3 +266,18 @@ def test_fsq_on_real_fashion_mnist_keeps_its_codes_only_with_the_decoder_startin
         result = train(config, verbose=0, log=lambda *a: None, splits=splits)
         in_use[output_bias] = result.history["codewords_in_use"][-1]
     assert in_use["data_mean"] >= 16 and in_use["zeros"] <= 2, in_use
+
+
+def test_fsq_output_bias_starts_as_pytorch_linear_when_asked_and_round_trips():
+    layer = FiniteScalarQuantizer((8, 8, 8), project_out_bias="uniform", seed=3)
+    layer(np.zeros((2, 5, 16), np.float32))
+    bias = layer.bias_out.numpy()
+    assert np.all(np.abs(bias) <= 1 / np.sqrt(3)) and np.std(bias) > 0.1  # U(-1/sqrt(n), 1/sqrt(n)), n = 3
+    again = FiniteScalarQuantizer.from_config(layer.get_config())
+    again(np.zeros((2, 5, 16), np.float32))
+    np.testing.assert_array_equal(again.bias_out.numpy(), bias)  # seeded
+    default = FiniteScalarQuantizer((8, 8, 8), seed=3)
+    default(np.zeros((2, 16), np.float32))
+    assert not np.any(default.bias_out.numpy())  # Keras's zeros, as every run before the option
+    with pytest.raises(ValueError, match="project_out_bias"):
+        FiniteScalarQuantizer((8, 8), project_out_bias="ones")

@@ -25,6 +25,7 @@ def make_bottleneck(
     dead_code_steps=None,
     gradient_estimator=None,
     fsq_levels=None,
+    fsq_project_out_bias=None,
     temperature_decay=None,
     seed=None,
 ):
@@ -43,6 +44,7 @@ def make_bottleneck(
         dead_code_steps: restart a codeword idle this many steps (vq, soft_vq).
         gradient_estimator: vq's estimator of the decoder's gradient.
         fsq_levels: FSQ's levels, a sequence or text such as ``"8,4,4"`` (fsq).
+        fsq_project_out_bias: how FSQ's output projection bias starts, ``"zeros"`` or ``"uniform"`` (fsq).
         temperature_decay: the SQ-VAE's temperature decay per step (sqvae).
         seed: the layer's seed.
 
@@ -66,7 +68,8 @@ def make_bottleneck(
     if name == "fsq":
         if isinstance(fsq_levels, str):
             fsq_levels = parse_levels(fsq_levels)
-        return FiniteScalarQuantizer(**given(levels=fsq_levels), seed=seed, name="bottleneck")
+        settings = given(levels=fsq_levels, project_out_bias=fsq_project_out_bias)
+        return FiniteScalarQuantizer(**settings, seed=seed, name="bottleneck")
     if name == "sqvae":
         settings = given(temperature_decay=temperature_decay)
         return StochasticVectorQuantizer(num_codewords, **settings, seed=seed, name="bottleneck")

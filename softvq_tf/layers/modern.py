@@ -37,15 +37,21 @@ class FiniteScalarQuantizer(Bottleneck):
 
     Args:
         levels: the number of levels per dimension, e.g. ``(8, 4, 4)`` for 128 codes.
+        project_out_bias: how the output projection's bias starts: ``"zeros"`` (Keras's) or
+            ``"uniform"`` in ``+-1/sqrt(n)``, as PyTorch's ``nn.Linear`` (vector-quantize-pytorch's
+            ``project_out``) starts it. Zero is one of the levels; when every code of a batch
+            rounds to it (small ``z_e``, as conv_grid's at initialisation), a zero bias hands the
+            decoder an all-zero input, where every ReLU's gradient is 0 and no weight ever moves.
         **kwargs: ``seed`` (of the projections' Glorot-uniform initialisation) and the Keras layer arguments.
 
     Input ``z_e [..., d]`` (no head); output ``[..., d]``.
     """
 
-    def __init__(self, levels=(8, 4, 4), **kwargs):
+    def __init__(self, levels=(8, 4, 4), project_out_bias="zeros", **kwargs):
         super().__init__(**kwargs)
-        check_layer_options(levels=levels)
+        check_layer_options(levels=levels, project_out_bias=project_out_bias)
         self.levels = tuple(int(level) for level in levels)
+        self.project_out_bias = project_out_bias
         self.num_codewords = int(np.prod(self.levels))
         self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
         self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
@@ -57,7 +63,11 @@ class FiniteScalarQuantizer(Bottleneck):
         self.project_in = self.add_weight(shape=(d, n), initializer=init(0), name="project_in")
         self.bias_in = self.add_weight(shape=(n,), initializer="zeros", name="bias_in")
         self.project_out = self.add_weight(shape=(n, d), initializer=init(1), name="project_out")
-        self.bias_out = self.add_weight(shape=(d,), initializer="zeros", name="bias_out")
+        bias_out = "zeros"
+        if self.project_out_bias == "uniform":
+            limit = 1.0 / math.sqrt(n)
+            bias_out = keras.initializers.RandomUniform(-limit, limit, None if self.seed is None else self.seed + 2)
+        self.bias_out = self.add_weight(shape=(d,), initializer=bias_out, name="bias_out")
 
     def bound(self, z):
         """Each dimension squashed into its ``L_i`` levels' range, ``[..., n]``."""
@@ -110,7 +120,7 @@ class FiniteScalarQuantizer(Bottleneck):
         return leading_shape_of(ops.matmul(codes, self.project_out) + self.bias_out, z_e)
 
     def get_config(self):
-        return {**super().get_config(), "levels": list(self.levels)}
+        return {**super().get_config(), "levels": list(self.levels), "project_out_bias": self.project_out_bias}
 
 
 def gumbel_noise(shape, seed, eps=1e-10):

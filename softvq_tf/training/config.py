@@ -98,7 +98,14 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # identity they had before the remedies existed.
 REMEDIES = ("ema_decay", "kmeans_init", "dead_code_steps")
 # Every setting added after runs were first stored: while unset (None) it stays out of a run's identity.
-ADDED_SETTINGS = (*REMEDIES, "gradient_estimator", "fsq_levels", "temperature_decay", "output_bias")
+ADDED_SETTINGS = (
+    *REMEDIES,
+    "gradient_estimator",
+    "fsq_levels",
+    "fsq_project_out_bias",
+    "temperature_decay",
+    "output_bias",
+)
 
 # Version of the training recipe, part of every run's identity: a change of
 # what a run computes under the same settings gets a new number, so a stored
@@ -226,6 +233,16 @@ class RunConfig:
         "--fsq-levels",
         "levels per FSQ dimension, e.g. 8,4,4 (128 codes, the default)",
         options.Rule("comma-separated integers >= 2, e.g. 8,4,4", _is_levels),
+        ("fsq",),
+        True,
+    )
+    fsq_project_out_bias: Optional[str] = setting(
+        None,
+        "--fsq-project-out-bias",
+        "FSQ's output projection bias starts at zeros or uniform in +-1/sqrt(n), as PyTorch's nn.Linear "
+        "(conv_grid's default: there every code starts at the zero level, and from a zero bias the decoder's "
+        "input is all zeros, where no gradient flows)",
+        options.one_of(options.FSQ_PROJECT_OUT_BIASES),
         ("fsq",),
         True,
     )
@@ -393,6 +410,7 @@ _SHORT = {
     "dead_code_steps": "restart",
     "temperature_decay": "tdecay",
     "output_bias": "outbias",
+    "fsq_project_out_bias": "projbias",
 }
 
 
@@ -507,6 +525,7 @@ def _fill(dataset, bottleneck, flags):
         vq_weight=p.vq_weight,
         noise_std=0.0,
         fsq_levels="8,4,4",
+        fsq_project_out_bias="uniform" if bottleneck == "fsq" and flags.get("network") == "conv_grid" else None,
         temperature_decay=1e-5,
         output_bias="data_mean" if bottleneck == "fsq" else None,
         likelihood="original",
@@ -525,8 +544,9 @@ def _fill(dataset, bottleneck, flags):
     # A remedy switched off is None (see REMEDIES), however it was written; so is a zero output bias where
     # it is the default (the identity of runs from before the setting existed).
     given = {k: v for k, v in flags.items() if v is not None and not (k in REMEDIES and v is False)}
-    if given.get("output_bias") == "zeros" and defaults["output_bias"] is None:
-        del given["output_bias"]
+    for name in ("output_bias", "fsq_project_out_bias"):
+        if given.get(name) == "zeros" and defaults[name] is None:
+            del given[name]
     unknown = set(given) - {f.name for f in dataclasses.fields(RunConfig)}
     if unknown:
         raise UsageError(f"unknown setting(s): {', '.join(sorted(unknown))}")
