@@ -134,3 +134,37 @@ def test_welch_interval_matches_the_welch_satterthwaite_formula():
     assert diff == pytest.approx(a.mean() - b.mean())
     assert (low, high) == pytest.approx((diff - half, diff + half))
     assert tables.welch_interval([1.0], [2.0, 3.0]) is None  # one seed: no interval
+
+
+def _grid_row(model, seed, nmse, hard=None, variant="network=conv_grid"):
+    row = {"dataset": "fashion_mnist", "model": model, "variant": variant, "identity_key": model, "K": 512, "d": 64}
+    row.update(seed=seed, run=f"{model}_seed{seed}", acc=30.0 + seed, nmi=0.2, cls=87.0 + seed, train_seconds=600)
+    row.update(test_nmse=nmse, test_psnr=-10 * np.log10(nmse), token_perplexity=20.0 + seed, tokens_in_use=40 + seed)
+    row["bits_per_image"] = 49 * np.log2(row["tokens_in_use"])
+    if hard is not None:
+        row.update(hard_test_nmse=hard, hard_test_psnr=-10 * np.log10(hard))
+    return row
+
+
+def test_a_grid_table_gives_soft_vq_twice_and_rivals_against_its_mean_and_its_hard_tokens(tmp_path):
+    rows = [_grid_row("soft_vq", s, 0.01 + 0.001 * s, hard=3.0 + s) for s in range(3)]
+    rows += [_grid_row("vq", s, 0.05 + 0.002 * s) for s in range(3)]
+    table = tables.summarize(rows)
+    tables.write_tables(table, rows, str(tmp_path / "grid"))
+    text = (tmp_path / "grid.md").read_text()
+    assert "| Soft VQ-VAE | 3 | posterior mean | 0.0110 ± 0.0010 |" in text
+    assert "| Soft VQ-VAE | 3 | most probable codeword (hard tokens) | 4.0000 ± 1.0000 |" in text
+    assert "| VQ-VAE | 3 | nearest codeword | 0.0520 ± 0.0020 |" in text
+    vq_nmse = [r["test_nmse"] for r in rows if r["model"] == "vq"]
+    against_mean = tables.welch_interval(vq_nmse, [0.010, 0.011, 0.012])
+    against_hard = tables.welch_interval(vq_nmse, [3.0, 4.0, 5.0])
+    line = next(line for line in text.splitlines() if line.startswith("| VQ-VAE | 3 | +"))
+    cells = line.split(" | ")
+    assert cells[2] == f"{against_mean[0]:+.4f} [{against_mean[1]:+.4f}, {against_mean[2]:+.4f}]*"
+    assert cells[3] == f"{against_hard[0]:+.4f} [{against_hard[1]:+.4f}, {against_hard[2]:+.4f}]*"
+
+
+def test_a_table_without_a_grid_has_no_grid_section(tmp_path):
+    rows = [{**_grid_row("vq", s, 0.05), "token_perplexity": None} for s in range(2)]
+    tables.write_tables(tables.summarize(rows), rows, str(tmp_path / "flat"))
+    assert "Grid of codes" not in (tmp_path / "flat.md").read_text()

@@ -76,6 +76,16 @@ SUMMARY_METRICS = (
     "reconstruction_nmse",
     "dead_code_restarts",
 )
+# A grid of codes' reconstruction and token use (``tokens.token_scores``); kept only where a row has them.
+GRID_METRICS = (
+    "test_nmse",
+    "test_psnr",
+    "hard_test_nmse",
+    "hard_test_psnr",
+    "token_perplexity",
+    "tokens_in_use",
+    "bits_per_image",
+)
 # Wall-clock times: summarised by their median over seeds, since one run paused (SIGSTOP) or trained on a
 # busy machine pulls a mean by minutes.
 MEDIAN_METRICS = ("train_seconds",)
@@ -133,7 +143,8 @@ def summarize(rows, group_by="identity_key"):
         entry.update(identity_key=key, n=len(members), seeds=[m.get("seed") for m in members])
         if group_by != "identity_key":
             entry[group_by] = first[group_by]
-        for metric in SUMMARY_METRICS:
+        grid = [m for m in GRID_METRICS if any(member.get(m) is not None for member in members)]
+        for metric in (*SUMMARY_METRICS, *grid):
             values = [m[metric] for m in members if m.get(metric) is not None]
             center = np.median if metric in MEDIAN_METRICS else np.mean
             entry[metric] = float(center(values)) if values else None
@@ -248,6 +259,89 @@ def differences_markdown(table, common=""):
     return "\n".join(lines) + "\n"
 
 
+# What the decoder reads in a grid model's row: the usual input, and for soft VQ also its hard tokens.
+DECODER_INPUT = {
+    "soft_vq": "posterior mean",
+    "vq": "nearest codeword",
+    "sqvae": "nearest codeword (its inference)",
+    "fsq": "rounded code",
+}
+HARD_TOKENS = "most probable codeword (hard tokens)"
+
+
+def _grid_lines(table):
+    """``(entry, decoder input, nmse metric, psnr metric)`` per line: soft VQ twice (usual input, hard tokens)."""
+    for e in table:
+        if e.get("token_perplexity") is None:
+            continue
+        yield e, DECODER_INPUT.get(e["model"], "code"), "test_nmse", "test_psnr"
+        if e.get("hard_test_nmse") is not None:
+            yield e, HARD_TOKENS, "hard_test_nmse", "hard_test_psnr"
+
+
+def grid_markdown(table, common=""):
+    """A grid of codes' table: test reconstruction from each decoder input, token use, probes, training time."""
+    lines = [
+        "| model | seeds | decoder input | test NMSE | test PSNR (dB) | token perplexity | tokens in use "
+        "| bits per image | linear probe (%) | clustering ACC (%) | NMI | training time (s, median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e, decoder_input, nmse, psnr in _grid_lines(table):
+        lines.append(
+            f"| {display_name(e, common)} | {e['n']} | {decoder_input} | {_mean_std(e, nmse, 4)} | "
+            f"{_mean_std(e, psnr, 2)} | {_mean_std(e, 'token_perplexity', 1)} | {_mean_std(e, 'tokens_in_use', 1)} | "
+            f"{_mean_std(e, 'bits_per_image', 0)} | {_mean_std(e, 'cls', 2)} | {_mean_std(e, 'acc', 2)} | "
+            f"{_mean_std(e, 'nmi', 4)} | {_fmt(e.get('train_seconds'), None, 0)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# Grid columns compared with the soft VQ-VAE: (label, the model's metric, the soft VQ-VAE's metric, digits).
+GRID_COMPARED = (
+    ("NMSE vs posterior mean", "test_nmse", "test_nmse", 4),
+    ("NMSE vs hard tokens", "test_nmse", "hard_test_nmse", 4),
+    ("PSNR (dB) vs posterior mean", "test_psnr", "test_psnr", 2),
+    ("PSNR (dB) vs hard tokens", "test_psnr", "hard_test_psnr", 2),
+    ("token perplexity", "token_perplexity", "token_perplexity", 1),
+    ("tokens in use", "tokens_in_use", "tokens_in_use", 1),
+    ("linear probe (%)", "cls", "cls", 2),
+    ("ACC (%)", "acc", "acc", 2),
+    ("NMI", "nmi", "nmi", 4),
+)
+
+
+def grid_differences_markdown(table, common=""):
+    """Each grid model minus the soft VQ-VAE (its posterior mean, and its hard tokens), with 95% Welch intervals."""
+    reference = reference_entry(table, common)
+    if reference is None or reference.get("hard_test_nmse") is None:
+        return ""
+    lines = [
+        f"Difference to {display_name(reference, common)} (model minus soft VQ-VAE; mean over seeds, 95% Welch "
+        "interval; * where the interval excludes 0; NMSE and PSNR against the soft VQ-VAE decoded from its "
+        "posterior mean and from its hard tokens):",
+        "",
+        "| model | seeds | " + " | ".join(label for label, _, _, _ in GRID_COMPARED) + " |",
+        "|---|---|" + "---|" * len(GRID_COMPARED),
+    ]
+    intervals = 0
+    for e in table:
+        if e is reference or e.get("token_perplexity") is None:
+            continue
+        cells = []
+        for _, metric, theirs, digits in GRID_COMPARED:
+            d = welch_interval(e.get(metric + "_values", []), reference.get(theirs + "_values", []))
+            if d is None:
+                cells.append("-")
+                continue
+            intervals += 1
+            mark = "*" if d[1] > 0 or d[2] < 0 else ""
+            cells.append(f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]{mark}")
+        lines.append(f"| {display_name(e, common)} | {e['n']} | " + " | ".join(cells) + " |")
+    if not intervals:
+        return ""  # one seed each: no interval to give
+    return "\n".join(lines) + "\n"
+
+
 def runs_markdown(rows, common=""):
     """One line per run (every seed), for the spread behind each mean."""
     lines = [
@@ -308,10 +402,22 @@ def write_tables(table, rows, stem, header=""):
     common = common_variant(rows)
     settings = f"Settings of every run beyond the data set's preset: {common}.\n\n" if common else ""
     diffs = differences_markdown(table, common)
+    grid = ""
+    if any(e.get("token_perplexity") is not None for e in table):
+        grid_diffs = grid_differences_markdown(table, common)
+        grid = (
+            "## Grid of codes: reconstruction and tokens\n\n"
+            "Test split; NMSE is the squared error over the training images' variance. Token use counts every "
+            "position of every test image; bits per image = positions x log2(tokens in use).\n\n"
+            + grid_markdown(table, common)
+            + (f"\n{grid_diffs}" if grid_diffs else "")
+            + "\n## Probes\n\n"
+        )
     rundir.write_atomic(
         stem + ".md",
         header
         + settings
+        + grid
         + NEAR_BEST_NOTE.format(inits=_kmeans_inits(rows))
         + to_markdown(table, common)
         + (f"\n{diffs}" if diffs else "")
