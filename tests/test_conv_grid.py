@@ -136,3 +136,29 @@ def test_fsq_on_conv_grid_starts_its_output_bias_uniform_by_default_and_names_it
     assert resolve_config("digits", "fsq", fsq_project_out_bias="zeros").name == resolve_config("digits", "fsq").name
     result = run_script(["train.py", "--bottleneck", "fsq", "--fsq-project-out-bias", "ones", "--dry-run"])
     assert_one_line_error(result, "--fsq-project-out-bias")
+
+
+@pytest.mark.parametrize("bottleneck", ["soft_vq", "vq", "fsq"])
+def test_the_token_figure_decodes_hard_tokens_and_soft_vqs_posterior_mean(bottleneck):
+    from softvq_tf.experiments.token_figure import token_reconstructions
+
+    layer = make_bottleneck(bottleneck, num_codewords=8, fsq_levels=(4, 4), seed=0)
+    model = Autoencoder("conv_grid", (8, 8, 1), 4, layer)
+    x = np.random.default_rng(2).random((3, 8, 8, 1), dtype=np.float32)
+    usual = model(x).numpy()
+    rows = dict(token_reconstructions(model, x))
+    if bottleneck == "soft_vq":
+        z_e, head = model.encode(x)
+        hard = model.decoder(layer.codewords(layer.tokens(z_e, head))).numpy()
+        np.testing.assert_array_equal(rows["posterior mean"], usual)
+        np.testing.assert_allclose(rows["hard tokens"], hard, rtol=1e-6)
+    else:  # hard VQ's and FSQ's usual decoder input is their token grid
+        np.testing.assert_allclose(rows.get("hard tokens", rows.get("tokens")), usual, rtol=1e-5, atol=1e-6)
+
+
+def test_the_token_figure_refuses_a_run_that_is_not_there(tmp_path):
+    result = run_script(
+        ["-m", "softvq_tf.experiments.token_figure", "--dataset", "digits"]
+        + ["--run", f"x:{tmp_path}", "--output", str(tmp_path / "f.png")]
+    )
+    assert_one_line_error(result, "no autoencoder.keras")

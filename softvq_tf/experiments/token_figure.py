@@ -1,0 +1,104 @@
+"""Reconstructions of grid-of-codes runs from their hard tokens, one row per run, under the test images.
+
+    python -m softvq_tf.experiments.token_figure --dataset fashion_mnist \\
+        --data-dir /usr/share/datasets/fashion-mnist --output results/figures/conv_grid_tokens.png \\
+        --run "Soft VQ-VAE:runs/sweep/fashion_mnist/fashion_mnist_soft_vq_d64_K512_conv_grid_steps10000_seed0" ...
+
+A tokenizer's decoder (or a prior's samples) works from a grid of token
+indices, so every row decodes ``bottleneck.codewords(tokens)``: the nearest
+codeword for hard VQ and SQ-VAE (their usual inference), the most probable
+one for soft VQ, whose usual input, the posterior mean, gets a row of its own
+above. FSQ's rounded code is its token grid already, so its row is the
+model's usual output. Each row's title gives its normalised MSE on the images
+shown;
+pixels are drawn clipped to [0, 1].
+"""
+
+import os
+
+import numpy as np
+
+from softvq_tf.training.config import DATASETS
+from softvq_tf.training.errors import ArgumentParser, DataError, UsageError, console_entry
+
+
+def token_reconstructions(model, x):
+    """``[(decoder input, reconstruction)]`` of images ``x``: from hard tokens, and soft VQ's posterior mean first."""
+    import keras
+
+    bottleneck = model.bottleneck
+    usual = keras.ops.convert_to_numpy(model(x, training=False))
+    if not hasattr(bottleneck, "codewords"):  # FSQ: the rounded code is the token grid
+        return [("tokens", usual)]
+    z_e, head = model.encode(x)
+    hard = model.decoder(bottleneck.codewords(bottleneck.tokens(z_e, head)), training=False)
+    out = [("hard tokens", keras.ops.convert_to_numpy(hard))]
+    if type(bottleneck).__name__ == "SoftVectorQuantizer":
+        out.insert(0, ("posterior mean", usual))
+    return out
+
+
+def parse_run(text):
+    label, sep, path = text.partition(":")
+    if not sep or not label or not path:
+        raise UsageError(f"--run must look like LABEL:RUN_DIR (got {text!r})")
+    if not os.path.exists(os.path.join(path, "autoencoder.keras")):
+        raise UsageError(f"--run {label}: no autoencoder.keras in {path}; train the run first (softvq-sweep)")
+    return label, path
+
+
+def main(argv=None):
+    p = ArgumentParser(prog="token_figure", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--data-dir")
+    p.add_argument("--run", action="append", required=True, help="LABEL:RUN_DIR of a finished run (repeatable)")
+    p.add_argument("--images", type=int, default=10, help="test images shown (the first of the test split)")
+    p.add_argument("--output", required=True, help="the PNG to write")
+    args = p.parse_args(argv)
+    if args.images < 1:
+        raise UsageError(f"--images must be >= 1, got {args.images}")
+    runs = [parse_run(text) for text in args.run]
+    from softvq_tf.training.data import check_source
+    from softvq_tf.training.runtime import start_tensorflow
+
+    check_source(args.dataset, args.data_dir)
+    start_tensorflow(False)
+    import keras
+
+    from softvq_tf import models  # noqa: F401 (registers the Autoencoder)
+    from softvq_tf.training import rundir
+    from softvq_tf.training.config import RunConfig
+    from softvq_tf.training.data import load_splits, preprocess
+
+    data = load_splits(args.dataset, args.data_dir)
+    rows = []
+    for label, path in runs:
+        config = RunConfig.from_json(open(os.path.join(path, "config.json")).read())
+        x = preprocess(data.x_eval[: args.images], config.pixel_max, config.pixel_offset).numpy()
+        try:
+            model = keras.saving.load_model(os.path.join(path, "autoencoder.keras"), compile=False)
+        except Exception as error:  # Keras raises many kinds for one damaged file
+            raise DataError(f"{path}/autoencoder.keras is damaged ({type(error).__name__}); retrain the run") from None
+        for decoder_input, x_hat in token_reconstructions(model, x):
+            nmse = float(np.mean((x_hat - x) ** 2) / model.data_variance)
+            rows.append((f"{label}, {decoder_input} (NMSE {nmse:.3f})", x_hat))
+    rows.insert(0, ("test images", x))
+
+    plt = rundir.pyplot()
+    fig, axes = plt.subplots(len(rows), args.images, figsize=(args.images * 1.0, len(rows) * 1.2), squeeze=False)
+    for line, (title, images) in zip(axes, rows):
+        for ax, image in zip(line, images):
+            ax.imshow(np.clip(image.squeeze(), 0, 1), cmap="gray" if image.shape[-1] == 1 else None)
+            ax.set_xticks([]), ax.set_yticks([])
+        line[0].set_title(title, fontsize=8, loc="left")
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.25 / len(rows), bottom=0.01, wspace=0.04, hspace=0.3)
+    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+    rundir.save_figure(fig, args.output)
+    print(f"written: {args.output}")
+    return 0
+
+
+run = console_entry(main)
+
+if __name__ == "__main__":
+    run()
