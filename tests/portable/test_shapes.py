@@ -19,6 +19,7 @@ TRAINING = {"ae": True, "vae": False, "info_dropout": False, "vq": True, "soft_v
 SETTINGS = {
     "vq_rotation": dict(name="vq", gradient_estimator="rotation"),
     "soft_vq_gaussian": dict(name="soft_vq", likelihood="gaussian"),
+    "fsq_uniform_bias": dict(name="fsq", fsq_project_out_bias="uniform"),
 }
 
 
