@@ -162,3 +162,23 @@ def test_the_token_figure_refuses_a_run_that_is_not_there(tmp_path):
         + ["--run", f"x:{tmp_path}", "--output", str(tmp_path / "f.png")]
     )
     assert_one_line_error(result, "no autoencoder.keras")
+
+
+@pytest.mark.parametrize("log_sigma, peaked", [(-6.0, True), (6.0, False)])
+def test_posterior_spread_is_one_codeword_for_a_narrow_posterior_and_all_of_them_for_a_wide_one(log_sigma, peaked):
+    from types import SimpleNamespace
+
+    from softvq_tf.experiments.token_figure import posterior_spread
+    from softvq_tf.layers import SoftVectorQuantizer
+
+    layer = SoftVectorQuantizer(8, seed=0)
+    z_e = np.random.default_rng(3).normal(size=(2, 3, 3, 4)).astype(np.float32)
+    head = np.full((2, 3, 3, 8), log_sigma, np.float32)
+    layer(z_e, head)
+    model = SimpleNamespace(bottleneck=layer, encode=lambda x: (z_e, head))
+    spread = posterior_spread(model, None)
+    if peaked:  # every position on its nearest codeword: the hard token is the posterior mean
+        assert spread["max_probability"] > 0.99 and spread["effective_codewords"] < 1.05
+        assert spread["relative_distance"] < 1e-3
+    else:  # nearly uniform over the 8 codewords
+        assert spread["max_probability"] < 0.2 and spread["effective_codewords"] > 7.9

@@ -11,7 +11,8 @@ one for soft VQ, whose usual input, the posterior mean, gets a row of its own
 above. FSQ's rounded code is its token grid already, so its row is the
 model's usual output. Each row's title gives its normalised MSE on the images
 shown;
-pixels are drawn clipped to [0, 1].
+pixels are drawn clipped to [0, 1]. A Markdown file beside the PNG gives the numbers and,
+for soft VQ, how spread its posterior is (``posterior_spread``).
 """
 
 import os
@@ -36,6 +37,30 @@ def token_reconstructions(model, x):
     if type(bottleneck).__name__ == "SoftVectorQuantizer":
         out.insert(0, ("posterior mean", usual))
     return out
+
+
+def posterior_spread(model, x):
+    """How far soft VQ's posterior mean is from a token, over every position of ``x``.
+
+    Returns the mean most-probable posterior probability, the effective number
+    of codewords ``exp(entropy)`` averaged over positions, and
+    ``sum ||z_q - e_argmax||^2 / sum ||z_q||^2``, the hard token's distance from the
+    code the decoder was trained on.
+    """
+    import keras
+
+    bottleneck = model.bottleneck
+    z_e, head = model.encode(x)
+    p = keras.ops.convert_to_numpy(bottleneck.assignment_probabilities(z_e, head))  # [..., K]
+    z_q = keras.ops.convert_to_numpy(bottleneck.codewords(np.arange(p.shape[-1])))  # [K, d]
+    mean = p @ z_q
+    hard = z_q[p.argmax(-1)]
+    entropy = -np.sum(p * np.log(np.maximum(p, 1e-30)), axis=-1)
+    return {
+        "max_probability": float(p.max(-1).mean()),
+        "effective_codewords": float(np.exp(entropy).mean()),
+        "relative_distance": float(np.sum((mean - hard) ** 2) / np.sum(mean**2)),
+    }
 
 
 def parse_run(text):
@@ -66,12 +91,13 @@ def main(argv=None):
     import keras
 
     from softvq_tf import models  # noqa: F401 (registers the Autoencoder)
+    from softvq_tf.experiments import tables
     from softvq_tf.training import rundir
     from softvq_tf.training.config import RunConfig
     from softvq_tf.training.data import load_splits, preprocess
 
     data = load_splits(args.dataset, args.data_dir)
-    rows = []
+    rows, notes, spreads = [], [], []
     for label, path in runs:
         config = RunConfig.from_json(open(os.path.join(path, "config.json")).read())
         x = preprocess(data.x_eval[: args.images], config.pixel_max, config.pixel_offset).numpy()
@@ -82,6 +108,13 @@ def main(argv=None):
         for decoder_input, x_hat in token_reconstructions(model, x):
             nmse = float(np.mean((x_hat - x) ** 2) / model.data_variance)
             rows.append((f"{label}, {decoder_input} (NMSE {nmse:.3f})", x_hat))
+            notes.append(f"| {label} | {decoder_input} | {nmse:.4f} | {path} |")
+        if type(model.bottleneck).__name__ == "SoftVectorQuantizer":
+            spread = posterior_spread(model, preprocess(data.x_eval[:1000], config.pixel_max, config.pixel_offset))
+            spreads.append(
+                f"| {label} | {spread['max_probability']:.3f} | {spread['effective_codewords']:.1f} "
+                f"| {spread['relative_distance']:.2f} |"
+            )
     rows.insert(0, ("test images", x))
 
     plt = rundir.pyplot()
@@ -94,7 +127,26 @@ def main(argv=None):
     fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.25 / len(rows), bottom=0.01, wspace=0.04, hspace=0.3)
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     rundir.save_figure(fig, args.output)
-    print(f"written: {args.output}")
+    table = [
+        f"# {os.path.basename(args.output)}\n",
+        tables.command_line("python -m softvq_tf.experiments.token_figure", argv) + "\n",
+        f"Normalised MSE on the {args.images} test images shown:\n",
+        "| run | decoder input | NMSE | run directory |",
+        "|---|---|---|---|",
+        *notes,
+    ]
+    if spreads:
+        table += [
+            "\nSoft VQ's posterior over the first 1,000 test images, every position: the most probable "
+            "codeword's probability, the effective number of codewords exp(entropy), and the hard token's "
+            "squared distance from the posterior mean relative to the mean's squared norm.\n",
+            "| run | most probable codeword's probability (mean) | effective codewords | relative distance |",
+            "|---|---|---|---|",
+            *spreads,
+        ]
+    stem = os.path.splitext(args.output)[0]
+    rundir.write_atomic(stem + ".md", "\n".join(table) + "\n")
+    print(f"written: {args.output} and {stem}.md")
     return 0
 
 
