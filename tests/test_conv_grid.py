@@ -182,3 +182,26 @@ def test_posterior_spread_is_one_codeword_for_a_narrow_posterior_and_all_of_them
         assert spread["relative_distance"] < 1e-3
     else:  # nearly uniform over the 8 codewords
         assert spread["max_probability"] < 0.2 and spread["effective_codewords"] > 7.9
+
+
+def test_the_token_figure_redraws_from_kept_decodings_once_the_run_is_gone(digits_run, tmp_path):
+    import shutil
+
+    from softvq_tf.experiments import token_figure
+    from softvq_tf.training.errors import DataError, UsageError
+
+    run = shutil.copytree(digits_run, tmp_path / "runs" / os.path.basename(digits_run))
+    kept, output = tmp_path / "decodings", tmp_path / "figure.png"
+    argv = ["--dataset", "digits", "--images", "4", "--decodings", str(kept), "--output", str(output)]
+    assert token_figure.main([*argv, "--run", f"Soft VQ-VAE:{run}"]) == 0
+    drawn = (tmp_path / "figure.md").read_text()
+    assert "| Soft VQ-VAE | hard tokens |" in drawn and "effective codewords" in drawn
+    shutil.rmtree(run)
+    (tmp_path / "figure.md").unlink()
+    assert token_figure.main([*argv, "--run", f"Soft VQ-VAE:{run}"]) == 0
+    assert (tmp_path / "figure.md").read_text() == drawn  # the same rows and numbers, from the kept file
+    with pytest.raises(UsageError, match="other test images"):
+        token_figure.main([*argv[:3], "5", *argv[4:], "--run", f"Soft VQ-VAE:{run}"])
+    (kept / f"{run.name}.npz").write_bytes(b"not an npz")
+    with pytest.raises(DataError, match="damaged"):
+        token_figure.main([*argv, "--run", f"Soft VQ-VAE:{run}"])

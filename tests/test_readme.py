@@ -64,11 +64,16 @@ def _markdown_tables(text):
 
 def _quoted(header, rows, source_tables):
     """The rows of a source table with these columns and row keys, in the README's columns; None if none has them."""
-    width = header.index("model") + 1 if "model" in header else 1  # key: [data set,] model, or the first column
+    # key: [data set,] model, or the first column; and the decoder input where a model has two rows
+    keys = header[: header.index("model") + 1 if "model" in header else 1]
+    keys += ["decoder input"] if "decoder input" in header else []
     for src_header, src_rows in source_tables:
-        index = {tuple(row[:width]): row for row in src_rows}
-        if set(header) <= set(src_header) and all(tuple(row[:width]) in index for row in rows):
-            return [[index[tuple(row[:width])][src_header.index(col)] for col in header] for row in rows]
+        if not set(header) <= set(src_header):
+            continue
+        index = {tuple(row[src_header.index(key)] for key in keys): row for row in src_rows}
+        found = [index.get(tuple(row[header.index(key)] for key in keys)) for row in rows]
+        if all(row is not None for row in found):
+            return [[row[src_header.index(col)] for col in header] for row in found]
     return None
 
 

@@ -13,6 +13,11 @@ model's usual output. Each row's title gives its normalised MSE on the images
 shown;
 pixels are drawn clipped to [0, 1]. A Markdown file beside the PNG gives the numbers and,
 for soft VQ, how spread its posterior is (``posterior_spread``).
+
+Runs outlive no machine here, so with ``--decodings DIR`` each run's decoded
+images and numbers are kept in ``DIR/<run name>.npz`` (a few kB, committed);
+a run whose folder is gone is drawn from that file. The figure's rows can so
+come from runs finished in different sessions.
 """
 
 import os
@@ -67,9 +72,64 @@ def parse_run(text):
     label, sep, path = text.partition(":")
     if not sep or not label or not path:
         raise UsageError(f"--run must look like LABEL:RUN_DIR (got {text!r})")
-    if not os.path.exists(os.path.join(path, "autoencoder.keras")):
-        raise UsageError(f"--run {label}: no autoencoder.keras in {path}; train the run first (softvq-sweep)")
-    return label, path
+    return label, path.rstrip("/")
+
+
+def decode_run(path, x_eval, images):
+    """A finished run's decodings of the first ``images`` test images: its rows, their NMSE and soft VQ's spread."""
+    import keras
+
+    from softvq_tf import models  # noqa: F401 (registers the Autoencoder)
+    from softvq_tf.training.config import RunConfig
+    from softvq_tf.training.data import preprocess
+
+    config = RunConfig.from_json(open(os.path.join(path, "config.json")).read())
+    x = preprocess(x_eval[:images], config.pixel_max, config.pixel_offset).numpy()
+    try:
+        model = keras.saving.load_model(os.path.join(path, "autoencoder.keras"), compile=False)
+    except Exception as error:  # Keras raises many kinds for one damaged file
+        raise DataError(f"{path}/autoencoder.keras is damaged ({type(error).__name__}); retrain the run") from None
+    decoded = token_reconstructions(model, x)
+    out = {
+        "x": x,
+        "raw": np.asarray(x_eval[:images]),
+        "decoder_inputs": np.array([name for name, _ in decoded]),
+        "reconstructions": np.stack([x_hat for _, x_hat in decoded]),
+        "nmse": np.array([np.mean((x_hat - x) ** 2) / model.data_variance for _, x_hat in decoded]),
+        "path": np.array(path),
+    }
+    if type(model.bottleneck).__name__ == "SoftVectorQuantizer":
+        spread = posterior_spread(model, preprocess(x_eval[:1000], config.pixel_max, config.pixel_offset))
+        out["spread"] = np.array([spread[key] for key in SPREAD_KEYS])
+    return out
+
+
+SPREAD_KEYS = ("max_probability", "effective_codewords", "relative_distance")
+
+
+def run_decodings(label, path, x_eval, images, decodings_dir):
+    """Decode the run at ``path``, keeping the result in ``decodings_dir``; or read it there if the run is gone."""
+    stored = os.path.join(decodings_dir, os.path.basename(path) + ".npz") if decodings_dir else None
+    if os.path.exists(os.path.join(path, "autoencoder.keras")):
+        out = decode_run(path, x_eval, images)
+        if stored:
+            from softvq_tf.training import rundir
+
+            os.makedirs(decodings_dir, exist_ok=True)
+            with rundir.atomic_path(stored) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **out)
+        return out
+    if stored and os.path.exists(stored):
+        try:
+            with np.load(stored) as f:
+                out = dict(f)
+        except Exception as error:  # a truncated or foreign file
+            raise DataError(f"{stored} is damaged ({type(error).__name__}); delete it, decode the run again") from None
+        if not np.array_equal(out["raw"], np.asarray(x_eval[:images])):
+            raise UsageError(f"--run {label}: {stored} holds other test images than --dataset/--images ask for")
+        return out
+    where = f" and no {stored}" if stored else ""
+    raise UsageError(f"--run {label}: no autoencoder.keras in {path}{where}; train the run first (softvq-sweep)")
 
 
 def main(argv=None):
@@ -78,6 +138,7 @@ def main(argv=None):
     p.add_argument("--data-dir")
     p.add_argument("--run", action="append", required=True, help="LABEL:RUN_DIR of a finished run (repeatable)")
     p.add_argument("--images", type=int, default=10, help="test images shown (the first of the test split)")
+    p.add_argument("--decodings", help="folder keeping each run's decodings, to redraw without the run")
     p.add_argument("--output", required=True, help="the PNG to write")
     args = p.parse_args(argv)
     if args.images < 1:
@@ -88,33 +149,20 @@ def main(argv=None):
 
     check_source(args.dataset, args.data_dir)
     start_tensorflow(False)
-    import keras
-
-    from softvq_tf import models  # noqa: F401 (registers the Autoencoder)
     from softvq_tf.experiments import tables
     from softvq_tf.training import rundir
-    from softvq_tf.training.config import RunConfig
-    from softvq_tf.training.data import load_splits, preprocess
+    from softvq_tf.training.data import load_splits
 
     data = load_splits(args.dataset, args.data_dir)
-    rows, notes, spreads = [], [], []
+    rows, notes, spreads, x = [], [], [], None
     for label, path in runs:
-        config = RunConfig.from_json(open(os.path.join(path, "config.json")).read())
-        x = preprocess(data.x_eval[: args.images], config.pixel_max, config.pixel_offset).numpy()
-        try:
-            model = keras.saving.load_model(os.path.join(path, "autoencoder.keras"), compile=False)
-        except Exception as error:  # Keras raises many kinds for one damaged file
-            raise DataError(f"{path}/autoencoder.keras is damaged ({type(error).__name__}); retrain the run") from None
-        for decoder_input, x_hat in token_reconstructions(model, x):
-            nmse = float(np.mean((x_hat - x) ** 2) / model.data_variance)
+        out = run_decodings(label, path, data.x_eval, args.images, args.decodings)
+        x = out["x"] if x is None else x
+        for decoder_input, x_hat, nmse in zip(out["decoder_inputs"], out["reconstructions"], out["nmse"]):
             rows.append((f"{label}, {decoder_input} (NMSE {nmse:.3f})", x_hat))
-            notes.append(f"| {label} | {decoder_input} | {nmse:.4f} | {path} |")
-        if type(model.bottleneck).__name__ == "SoftVectorQuantizer":
-            spread = posterior_spread(model, preprocess(data.x_eval[:1000], config.pixel_max, config.pixel_offset))
-            spreads.append(
-                f"| {label} | {spread['max_probability']:.3f} | {spread['effective_codewords']:.1f} "
-                f"| {spread['relative_distance']:.2f} |"
-            )
+            notes.append(f"| {label} | {decoder_input} | {nmse:.4f} | {out['path']} |")
+        if "spread" in out:
+            spreads.append(f"| {label} | {out['spread'][0]:.3f} | {out['spread'][1]:.1f} | {out['spread'][2]:.2f} |")
     rows.insert(0, ("test images", x))
 
     plt = rundir.pyplot()
@@ -130,6 +178,7 @@ def main(argv=None):
     table = [
         f"# {os.path.basename(args.output)}\n",
         tables.command_line("python -m softvq_tf.experiments.token_figure", argv) + "\n",
+        f"![Reconstructions from hard tokens]({os.path.basename(args.output)})\n",
         f"Normalised MSE on the {args.images} test images shown:\n",
         "| run | decoder input | NMSE | run directory |",
         "|---|---|---|---|",
