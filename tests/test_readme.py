@@ -44,6 +44,7 @@ RESULT_SECTIONS = {
         "results/sweep_fashion_mnist_noise.md"
     ],
     ("docs/reports/codebook-collapse.md", "# Codebook collapse"): ["results/vq_remedies_fashion_mnist.md"],
+    ("docs/reports/grid-of-codes.md", "## Results"): ["results/conv_grid_fashion_mnist.md"],
 }
 
 
