@@ -107,8 +107,14 @@ def test_token_scores_decode_the_most_probable_codewords_and_count_every_positio
 
 
 def test_fsq_on_a_grid_starts_with_a_gradient_only_when_its_output_bias_is_not_zero():
-    """conv_grid's small initial codes all round to FSQ's zero level; from a zero output bias the decoder's
-    input is then all zeros, where every ReLU's gradient is 0 (measured: loss 1.0, one code, for 1000 steps)."""
+    """conv_grid's small initial codes often all round to FSQ's zero level (every position, on 4 of the
+    encoder's first 6 global seeds); from a zero output bias the decoder's input is then all zeros, where
+    every ReLU's gradient is 0 (measured: loss 1.0, one code, for 1000 steps).
+
+    The encoder's start is seeded: unseeded, it depends on the tests run before in the same worker, and
+    on some starts one position's code crosses the rounding threshold (seen in CI: 2 codes). With
+    global seed 0 the largest bounded code is 0.28, far from the threshold 0.5."""
+    import keras
     import tensorflow as tf
 
     from softvq_tf.layers import FiniteScalarQuantizer
@@ -116,6 +122,7 @@ def test_fsq_on_a_grid_starts_with_a_gradient_only_when_its_output_bias_is_not_z
     x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
     moved = {}
     for start in ("zeros", "uniform"):
+        keras.utils.set_random_seed(0)  # the same encoder for both starts
         model = Autoencoder("conv_grid", (28, 28, 1), 64, FiniteScalarQuantizer((8, 8, 8), start, seed=0))
         model(x)
         z_e, _ = model.encode(x)
