@@ -127,6 +127,12 @@ def test_kmeans_init_uses_kmeans_centres_deterministically():
     assert len(set(layer.nearest_codeword_indices(codes).numpy())) == K
     with pytest.raises(ValueError, match="at least K"):
         layer.initialize_codebook(codes[:2])
+    # A grid of codes [B, H, W, d] is B * H * W codes, as the layer's call counts them: the same centres.
+    grid = VectorQuantizer(K, kmeans_init=True, seed=3)
+    grid.initialize_codebook(codes.reshape(10, 4, 4, 3))
+    np.testing.assert_array_equal(grid.codebook.numpy(), layers[0])
+    with pytest.raises(ValueError, match=r"at least K=4 codes \[\.\.\., d\], got shape \(1, 1, 3, 3\)"):
+        grid.initialize_codebook(codes[:3].reshape(1, 1, 3, 3))
 
 
 @pytest.mark.parametrize("name", ["vq", "soft_vq"])

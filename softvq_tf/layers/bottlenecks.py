@@ -437,7 +437,8 @@ class _Quantizer(Bottleneck):
         return self.upkeep.needs_initialization()
 
     def initialize_codebook(self, codes, seed=None):
-        """Set the codebook to the k-means centres of ``codes [N, d]`` (see ``CodebookUpkeep.initialize``)."""
+        """Set the codebook to the k-means centres of ``codes [..., d]``, every position one code (see
+        ``CodebookUpkeep.initialize``)."""
         self.upkeep.initialize(codes, seed)
 
     def call(self, z_e, head=None, training=None):

@@ -164,19 +164,23 @@ class CodebookUpkeep:
         return self.kmeans_init and float(keras.ops.convert_to_numpy(self.layer.codebook_initialized)) == 0.0
 
     def initialize(self, codes, seed=None):
-        """Set the codebook to the k-means centres of ``codes [N, d]`` (N >= K), deterministic under ``seed``.
+        """Set the codebook to the k-means centres of ``codes [..., d]`` (at least K positions in all),
+        deterministic under ``seed``.
 
-        scikit-learn's k-means++ and Lloyd iterations; with an EMA codebook the
-        averages restart from the centres. Marks the layer initialised, so a
-        resumed or reloaded model is never initialised again.
+        Every position is one code, as in ``call``: a grid ``[B, H, W, d]`` gives
+        ``B * H * W`` codes. scikit-learn's k-means++ and Lloyd iterations; with an
+        EMA codebook the averages restart from the centres. Marks the layer
+        initialised, so a resumed or reloaded model is never initialised again.
         """
         from sklearn.cluster import KMeans  # noqa: PLC0415 (the layers load scikit-learn only for k-means init)
 
         layer = self.layer
+        given = np.shape(codes)
         codes = np.asarray(codes, dtype=np.float64)
+        codes = codes.reshape(-1, codes.shape[-1]) if codes.ndim >= 2 else codes  # [N, d]
         if codes.ndim != 2 or codes.shape[0] < self.num_codewords:
             raise ValueError(
-                f"k-means initialisation needs at least K={self.num_codewords} codes [N, d], got {codes.shape}"
+                f"k-means initialisation needs at least K={self.num_codewords} codes [..., d], got shape {given}"
             )
         if not layer.built:
             layer.build((None, codes.shape[1]))
