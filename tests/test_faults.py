@@ -6,13 +6,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_script
 
 from softvq_tf.training import backup
 from softvq_tf.training.rundir import RunLock
 
-DIGITS = ["train.py", "--bottleneck", "ae", "--latent-dim", "4", "--steps", "500", "--epoch-steps", "50", "--quiet"]
+# The VAE: beyond the weights and Adam slots, its sampling noise's seed state must resume too.
+DIGITS = ["train.py", "--bottleneck", "vae", "--latent-dim", "4", "--steps", "500", "--epoch-steps", "50", "--quiet"]
 
 
 def _digest(stdout):
@@ -35,6 +37,8 @@ def _kill_after_backups(command, run, count, tmp_path):
 
 @pytest.mark.slow
 def test_a_damaged_backup_falls_back_to_the_one_before_and_still_ends_identical(tmp_path):
+    """Killed twice, the newest backup damaged in between: the run resumes from the one before, trains only
+    the epochs left, keeps every epoch's row, and ends with the digest and losses of an uninterrupted run."""
     from conftest import REPO
 
     command = [os.path.join(REPO, "train.py"), *DIGITS[1:], "--out", str(tmp_path), "--name", "run"]
@@ -47,11 +51,19 @@ def test_a_damaged_backup_falls_back_to_the_one_before_and_still_ends_identical(
     with open(weights, "r+b") as f:  # a write cut short
         f.truncate(os.path.getsize(weights) // 3)
     _kill_after_backups(command, run, 6, tmp_path)  # resumed from the one before, killed again
+    assert not (run / "encoder").exists()
+    json.load(open(run / "config.json"))  # complete, never half-written
     resumed = subprocess.run([sys.executable, *command], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from the backup" in resumed.stdout and ", XLA," in resumed.stdout  # the default path is XLA
+    assert "Epoch 10/10" in resumed.stdout and "Epoch 1/10" not in resumed.stdout  # only the epochs left
     reference = run_script([*DIGITS, "--out", str(tmp_path), "--name", "reference"])
     assert reference.returncode == 0, reference.stderr[-2000:]
     assert _digest(resumed.stdout) == _digest(reference.stdout)
+    history = json.load(open(run / "history.json"))
+    assert history["steps"] == 500 and len(history["history"]["loss"]) == 10  # every epoch's row, kills or not
+    expected = json.load(open(tmp_path / "reference" / "history.json"))["history"]["loss"]
+    np.testing.assert_array_equal(history["history"]["loss"], expected)
 
 
 def test_a_truncated_newest_backup_is_reported_and_the_one_before_is_used(tmp_path):
