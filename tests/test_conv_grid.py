@@ -81,6 +81,20 @@ def test_a_short_real_fashion_mnist_training_uses_more_than_one_codeword(tmp_pat
     assert history["history"]["codewords_in_use"][-1] > 1, history["history"]
 
 
+def test_token_scores_of_a_continuous_code_are_its_reconstruction_alone():
+    from softvq_tf.experiments.tokens import token_scores
+    from softvq_tf.training.config import resolve_config
+
+    config = resolve_config("digits", "ae", network="conv_grid", latent_dim=4)
+    model = Autoencoder("conv_grid", (8, 8, 1), 4, make_bottleneck("ae"))
+    images = np.random.default_rng(1).integers(0, 17, (30, 8, 8, 1)).astype(np.uint8)
+    model(images[:1].astype(np.float32))
+    scores = token_scores(model, config, images, batch_size=7)
+    x = images.astype(np.float32) / 16.0
+    assert set(scores) == {"test_nmse", "test_psnr"}  # no tokens to count
+    assert scores["test_nmse"] == pytest.approx(np.mean((model(x).numpy() - x) ** 2) / model.data_variance, rel=1e-4)
+
+
 @pytest.mark.parametrize("bottleneck", ["soft_vq", "vq"])
 def test_token_scores_decode_the_most_probable_codewords_and_count_every_position(bottleneck):
     from softvq_tf.experiments.tokens import token_scores

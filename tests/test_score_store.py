@@ -164,6 +164,23 @@ def test_a_grid_table_gives_soft_vq_twice_and_rivals_against_its_mean_and_its_ha
     assert cells[3] == f"{against_hard[0]:+.4f} [{against_hard[1]:+.4f}, {against_hard[2]:+.4f}]*"
 
 
+def test_a_continuous_code_on_a_grid_is_the_reference_row_without_tokens(tmp_path):
+    """The AE on conv_grid: its reconstruction beside the tokenizers', '-' for every token column."""
+    rows = [_grid_row("soft_vq", s, 0.01 + 0.001 * s, hard=3.0 + s) for s in range(2)]
+    for s in range(2):
+        ae = _grid_row("ae", s, 0.004 + 0.001 * s)
+        for key in ("token_perplexity", "tokens_in_use", "bits_per_image"):
+            del ae[key]  # what token_scores gives a bottleneck without tokens
+        rows.append(ae)
+    tables.write_tables(tables.summarize(rows), rows, str(tmp_path / "grid"))
+    text = (tmp_path / "grid.md").read_text()
+    assert "| Baseline Autoencoder | 2 | continuous code (no tokens) | 0.0045 ± 0.0007 | " in text
+    line = next(line for line in text.splitlines() if line.startswith("| Baseline Autoencoder | 2 | continuous"))
+    assert line.split(" | ")[5:8] == ["-", "-", "-"]  # token perplexity, tokens in use, bits per image
+    difference = next(line for line in text.splitlines() if line.startswith("| Baseline Autoencoder | 2 | -0.0060"))
+    assert difference.split(" | ")[6:8] == ["-", "-"]  # no token use to compare
+
+
 def test_a_table_without_a_grid_has_no_grid_section(tmp_path):
     rows = [{**_grid_row("vq", s, 0.05), "token_perplexity": None} for s in range(2)]
     tables.write_tables(tables.summarize(rows), rows, str(tmp_path / "flat"))

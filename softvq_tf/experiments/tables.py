@@ -266,15 +266,16 @@ DECODER_INPUT = {
     "sqvae": "nearest codeword (its inference)",
     "fsq": "rounded code",
 }
+CONTINUOUS_CODE = "continuous code (no tokens)"  # the AE, the VAE family and information dropout
 HARD_TOKENS = "most probable codeword (hard tokens)"
 
 
 def _grid_lines(table):
     """``(entry, decoder input, nmse metric, psnr metric)`` per line: soft VQ twice (usual input, hard tokens)."""
     for e in table:
-        if e.get("token_perplexity") is None:
+        if e.get("test_nmse") is None:
             continue
-        yield e, DECODER_INPUT.get(e["model"], "code"), "test_nmse", "test_psnr"
+        yield e, DECODER_INPUT.get(e["model"], CONTINUOUS_CODE), "test_nmse", "test_psnr"
         if e.get("hard_test_nmse") is not None:
             yield e, HARD_TOKENS, "hard_test_nmse", "hard_test_psnr"
 
@@ -325,7 +326,7 @@ def grid_differences_markdown(table, common=""):
     ]
     intervals = 0
     for e in table:
-        if e is reference or e.get("token_perplexity") is None:
+        if e is reference or e.get("test_nmse") is None:
             continue
         cells = []
         for _, metric, theirs, digits in GRID_COMPARED:

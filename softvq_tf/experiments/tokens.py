@@ -26,32 +26,38 @@ def token_scores(model, config, images, batch_size=500):
     over every position of ``images``, ``bits_per_image`` (positions x log2 of
     the tokens in use), and, where the usual input is not a token (soft VQ),
     ``hard_test_nmse`` and ``hard_test_psnr`` from the most probable codewords.
+    A continuous bottleneck (the AE, the VAE family, information dropout) has no
+    tokens: only its reconstruction is scored, the reference a tokenizer is measured against.
     """
     bottleneck = model.bottleneck
     usual, hard, counts, positions = 0.0, 0.0, None, None
+    has_tokens = hasattr(bottleneck, "tokens")
     decodes_tokens = hasattr(bottleneck, "codewords") and config.bottleneck == "soft_vq"
     for start in range(0, len(images), batch_size):
         x = preprocess(images[start : start + batch_size], config.pixel_max, config.pixel_offset)
+        x_np = keras.ops.convert_to_numpy(x)
+        usual += float(np.sum((keras.ops.convert_to_numpy(model(x, training=False)) - x_np) ** 2))
+        if not has_tokens:
+            continue
         z_e, head = model.encode(x)
         tokens = keras.ops.convert_to_numpy(bottleneck.tokens(z_e, head))
         positions = int(np.prod(tokens.shape[1:]))
         found = np.bincount(tokens.reshape(-1), minlength=getattr(bottleneck, "num_codewords", 0))
         counts = found if counts is None else counts + found
-        x_np = keras.ops.convert_to_numpy(x)
-        usual += float(np.sum((keras.ops.convert_to_numpy(model(x, training=False)) - x_np) ** 2))
         if decodes_tokens:
             x_hard = model.decoder(bottleneck.codewords(tokens), training=False)
             hard += float(np.sum((keras.ops.convert_to_numpy(x_hard) - x_np) ** 2))
     pixels = len(images) * math.prod(config.image_shape)
+    scores = {"test_nmse": usual / pixels / model.data_variance, "test_psnr": _psnr(usual / pixels)}
+    if not has_tokens:
+        return scores
     p = counts / counts.sum()
     in_use = int((counts > 0).sum())
-    scores = {
-        "test_nmse": usual / pixels / model.data_variance,
-        "test_psnr": _psnr(usual / pixels),
-        "token_perplexity": float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0])))),
-        "tokens_in_use": in_use,
-        "bits_per_image": positions * math.log2(in_use) if in_use > 1 else 0.0,
-    }
+    scores.update(
+        token_perplexity=float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0])))),
+        tokens_in_use=in_use,
+        bits_per_image=positions * math.log2(in_use) if in_use > 1 else 0.0,
+    )
     if decodes_tokens:
         scores.update(hard_test_nmse=hard / pixels / model.data_variance, hard_test_psnr=_psnr(hard / pixels))
     return scores
