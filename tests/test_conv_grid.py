@@ -159,7 +159,7 @@ def test_fsq_on_conv_grid_starts_its_output_bias_uniform_by_default_and_names_it
     assert_one_line_error(result, "--fsq-project-out-bias")
 
 
-@pytest.mark.parametrize("bottleneck", ["soft_vq", "vq", "fsq"])
+@pytest.mark.parametrize("bottleneck", ["soft_vq", "vq", "fsq", "ae"])
 def test_the_token_figure_decodes_hard_tokens_and_soft_vqs_posterior_mean(bottleneck):
     from softvq_tf.experiments.token_figure import token_reconstructions
 
@@ -173,6 +173,9 @@ def test_the_token_figure_decodes_hard_tokens_and_soft_vqs_posterior_mean(bottle
         hard = model.decoder(layer.codewords(layer.tokens(z_e, head))).numpy()
         np.testing.assert_array_equal(rows["posterior mean"], usual)
         np.testing.assert_allclose(rows["hard tokens"], hard, rtol=1e-6)
+    elif bottleneck == "ae":  # no tokens: its one row is its continuous code's reconstruction
+        assert list(rows) == ["continuous code"]
+        np.testing.assert_array_equal(rows["continuous code"], usual)
     else:  # hard VQ's and FSQ's usual decoder input is their token grid
         np.testing.assert_allclose(rows.get("hard tokens", rows.get("tokens")), usual, rtol=1e-5, atol=1e-6)
 

@@ -29,11 +29,14 @@ from softvq_tf.training.errors import ArgumentParser, DataError, UsageError, con
 
 
 def token_reconstructions(model, x):
-    """``[(decoder input, reconstruction)]`` of images ``x``: from hard tokens, and soft VQ's posterior mean first."""
+    """``[(decoder input, reconstruction)]`` of images ``x``: from hard tokens, and soft VQ's posterior mean first;
+    a bottleneck without tokens (the AE) from its continuous code."""
     import keras
 
     bottleneck = model.bottleneck
     usual = keras.ops.convert_to_numpy(model(x, training=False))
+    if not hasattr(bottleneck, "tokens"):  # the AE and its kin: a continuous code, the reference row
+        return [("continuous code", usual)]
     if not hasattr(bottleneck, "codewords"):  # FSQ: the rounded code is the token grid
         return [("tokens", usual)]
     z_e, head = model.encode(x)
