@@ -236,7 +236,9 @@ def test_sweep_test_flag_scores_the_test_split_with_remedies(tmp_path):
     assert "Epoch" not in partial.stdout and "1 already scored" in partial.stdout
     entries = json.load(open(tmp_path / "t.json"))["table"]
     assert len(entries) == 1 and "dead_code_steps=5" in entries[0]["variant"]
-    assert (tmp_path / "t.md").exists()
+    command = (tmp_path / "t.md").read_text().splitlines()[2]
+    # The file names the command that trains its runs; --from-store only rewrote it.
+    assert command.startswith("Command: `softvq-sweep --test") and "--from-store" not in command, command
 
 
 def test_sweep_from_an_empty_store_is_one_line(tmp_path, capsys):

@@ -19,6 +19,7 @@ every run; ``--from-store`` writes them from the stored scores alone.
 
 import json
 import os
+import sys
 import time
 
 from softvq_tf.options import ANY_CPU_HELP
@@ -167,9 +168,11 @@ def write_tables(scores, variants, args, argv, output):
         if args.test
         else f"Probes score {args.validation_split:.4g} of train held out (never the test split)"
     )
+    # The command that makes the runs: --from-store only rewrites the tables from their stored scores.
+    made_by = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg != "--from-store"]
     header = (
         f"# {args.dataset}: settings compared on the {'test' if args.test else 'validation'} split\n\n"
-        f"{tables.command_line('softvq-sweep', argv)}\n\n"
+        f"{tables.command_line('softvq-sweep', made_by)}\n\n"
         f"{split}; {args.steps or 'preset'} steps, batch {args.batch_size or 'preset'}.\n\n"
     )
     if args.test:
