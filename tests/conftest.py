@@ -3,6 +3,7 @@ import sys
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # what the command-line tools set: fatal messages only
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command-line tools set it (training/runtime.py)
 
 import pytest  # noqa: E402
 

@@ -3,6 +3,8 @@
 import gzip
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -231,3 +233,15 @@ def test_settings_text_keeps_a_list_value_whole_and_refuses_a_stray_part():
     assert parse_settings("fsq_levels=8,4,4,ema_decay=0.99", "x") == {"fsq_levels": "8,4,4", "ema_decay": 0.99}
     with pytest.raises(UsageError, match="'4' is not a settable"):
         parse_settings("ema_decay=0.99,4", "x")
+
+
+def test_openmp_threads_wait_passively_unless_the_user_chose_otherwise():
+    """scikit-learn's spinning OpenMP threads starve each other beside any other work (training/runtime.py)."""
+    code = (
+        "import os; from softvq_tf.training.runtime import start_tensorflow; "
+        "start_tensorflow(); print(os.environ['OMP_WAIT_POLICY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    chosen = run_script(["-c", code], env={"OMP_WAIT_POLICY": "ACTIVE"})
+    assert (default.stdout.strip(), chosen.stdout.strip()) == ("PASSIVE", "ACTIVE"), default.stderr + chosen.stderr

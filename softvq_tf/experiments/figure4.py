@@ -39,19 +39,10 @@ def test_reconstruction_nmse(run_dir, config, images, batch_size=1000):
 
 
 def tsne_map(latents, seed):
-    """2-D t-SNE of ``latents`` (PCA start, fixed seed), on one OpenMP thread.
-
-    scikit-learn's Barnes-Hut gradient synchronises its OpenMP threads at every
-    iteration; with any other work on the machine (TensorFlow's threads in this
-    process, a training beside it) the threads spin-wait on each other. Measured
-    with a training on the other core: 2,000 points took 33-39 s on two threads
-    and 8.5 s on one; 120 points 29 s against 0.2 s.
-    """
+    """2-D t-SNE of ``latents`` (PCA start, fixed seed); its OpenMP threads wait passively (``start_tensorflow``)."""
     from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return TSNE(2, random_state=seed, init="pca").fit_transform(latents)
+    return TSNE(2, random_state=seed, init="pca").fit_transform(latents)
 
 
 def draw(panels, labels, path, title):
