@@ -197,3 +197,23 @@ def test_summary_groups_by_identity_and_shows_the_paper_only_for_its_settings():
     text = to_markdown(table)
     assert "Soft VQ-VAE (steps=2000)" in text
     assert text.splitlines()[2].endswith("| 110 |")  # training time: the median over seeds, not a paused run's pull
+
+
+def test_training_time_compares_rows_on_one_cpu():
+    from softvq_tf.experiments.tables import runs_markdown, summarize, timing_note, to_markdown
+
+    row = dict(dataset="mnist", model="vq", K=128, d=64, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0, variant="")
+    fast, slow = "no XLA, AVX-512", "no XLA, AVX2"
+    rows = [
+        {**row, "seed": 0, "identity": "a", "train_seconds": 400.0, "path": fast, "run": "a0"},
+        {**row, "seed": 1, "identity": "a", "train_seconds": 3000.0, "path": slow, "run": "a1"},
+        {**row, "seed": 2, "identity": "a", "train_seconds": 420.0, "path": fast, "run": "a2"},
+        {**row, "model": "soft_vq", "seed": 0, "identity": "b", "train_seconds": 2500.0, "path": slow, "run": "b0"},
+    ]
+    table = summarize(rows)
+    times = {e["model"]: (e["train_seconds"], e["train_seconds_path"]) for e in table}
+    assert times == {"vq": (410.0, fast), "soft_vq": (2500.0, slow)}  # the AVX2 run left out of VQ's median
+    lines = to_markdown(table).splitlines()
+    assert lines[2].endswith("| 410 |") and lines[3].endswith(f"| 2500 ({slow}) |")
+    assert f"runs took ({fast})" in timing_note(table) and "gives its own path" in timing_note(table)
+    assert "| 3000 | a1 |" in runs_markdown(rows)  # and every run's own time

@@ -89,6 +89,9 @@ GRID_METRICS = (
 # Wall-clock times: summarised by their median over seeds, since one run paused (SIGSTOP) or trained on a
 # busy machine pulls a mean by minutes.
 MEDIAN_METRICS = ("train_seconds",)
+# Training times are compared on one CPU: a row's time is the median of its runs on the path most of the
+# table's runs took (an AVX2 CPU trained the grid models 5-8 times slower than an AVX-512 one).
+TIMED_METRIC = "train_seconds"
 # The metrics compared with the soft VQ-VAE, with their labels and digits.
 COMPARED = (
     ("acc", "ACC (%)", 2),
@@ -135,6 +138,7 @@ def summarize(rows, group_by="identity_key"):
     groups = collections.OrderedDict()
     for row in rows:
         groups.setdefault((row["dataset"], _group_key(row, group_by)), []).append(row)
+    timing_path = _most_common_path(rows)
     order = list(MODEL_NAMES)
     table = []
     for (dataset, key), members in groups.items():
@@ -144,8 +148,10 @@ def summarize(rows, group_by="identity_key"):
         if group_by != "identity_key":
             entry[group_by] = first[group_by]
         grid = [m for m in GRID_METRICS if any(member.get(m) is not None for member in members)]
+        timed = [m for m in members if m.get("path") == timing_path] or members
+        entry["train_seconds_path"] = _most_common_path(timed)
         for metric in (*SUMMARY_METRICS, *grid):
-            values = [m[metric] for m in members if m.get(metric) is not None]
+            values = [m[metric] for m in (timed if metric == TIMED_METRIC else members) if m.get(metric) is not None]
             center = np.median if metric in MEDIAN_METRICS else np.mean
             entry[metric] = float(center(values)) if values else None
             entry[metric + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
@@ -153,6 +159,39 @@ def summarize(rows, group_by="identity_key"):
         entry["paper"] = _paper_row(dataset, first["model"]) if not first.get("variant") else None
         table.append(entry)
     return sorted(table, key=lambda e: (e["dataset"], order.index(e["model"]), e.get("variant") or ""))
+
+
+def _most_common_path(rows):
+    """The execution path (``plan.path_label``) most trained rows took; None where no row says."""
+    paths = collections.Counter(r.get("path") for r in rows if r.get("model") != "raw" and r.get("path"))
+    return paths.most_common(1)[0][0] if paths else None
+
+
+def timing_note(table):
+    """One line under a table: on which path its training times were measured."""
+    path = _table_path(table)
+    if path is None:
+        return ""
+    others = any(e.get("train_seconds_path") != path for e in table if e.get("train_seconds") is not None)
+    return (
+        f"Training time: the median of each row's runs on the path most of the table's runs took ({path}), so "
+        "that rows compare on one CPU"
+        + ("; a row with no run there gives its own path beside its time" if others else "")
+        + ". Every run's own time is in the last table.\n\n"
+    )
+
+
+def _time_cell(e, table_path=None):
+    """A row's training time; its path beside it where it differs from the table's."""
+    cell = _fmt(e.get("train_seconds"), None, 0)
+    path = e.get("train_seconds_path")
+    return cell + (f" ({path})" if e.get("train_seconds") is not None and path and path != table_path else "")
+
+
+def _table_path(table):
+    paths = collections.Counter(e.get("train_seconds_path") for e in table if e.get("train_seconds") is not None)
+    paths.pop(None, None)
+    return paths.most_common(1)[0][0] if paths else None
 
 
 def welch_interval(values, reference, confidence=0.95):
@@ -218,6 +257,7 @@ def to_markdown(table, common=""):
         "| codewords in use | paper ACC (%) / NMI / cls (%) | training time (s, median) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    table_path = _table_path(table)
     for e in table:
         p = e["paper"]
         paper = " / ".join("-" if p[m] is None else f"{p[m]:g}" for m in ("acc", "nmi", "cls")) if p else "-"
@@ -226,7 +266,7 @@ def to_markdown(table, common=""):
             f"{_mean_std(e, 'acc', 2)} | {_mean_std(e, 'acc_near_best', 2)} | {_mean_std(e, 'nmi', 4)} | "
             f"{_mean_std(e, 'cls', 2)} | {_mean_std(e, 'cls_logreg', 2)} | {_mean_std(e, 'knn', 2)} | "
             f"{_mean_std(e, 'reconstruction_nmse', 3)} | {_mean_std(e, 'perplexity', 1)} | "
-            f"{_mean_std(e, 'codewords_in_use', 1)} | {paper} | {_fmt(e.get('train_seconds'), None, 0)} |"
+            f"{_mean_std(e, 'codewords_in_use', 1)} | {paper} | {_time_cell(e, table_path)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -287,12 +327,13 @@ def grid_markdown(table, common=""):
         "| bits per image | linear probe (%) | clustering ACC (%) | NMI | training time (s, median) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    table_path = _table_path(table)
     for e, decoder_input, nmse, psnr in _grid_lines(table):
         lines.append(
             f"| {display_name(e, common)} | {e['n']} | {decoder_input} | {_mean_std(e, nmse, 4)} | "
             f"{_mean_std(e, psnr, 2)} | {_mean_std(e, 'token_perplexity', 1)} | {_mean_std(e, 'tokens_in_use', 1)} | "
             f"{_mean_std(e, 'bits_per_image', 0)} | {_mean_std(e, 'cls', 2)} | {_mean_std(e, 'acc', 2)} | "
-            f"{_mean_std(e, 'nmi', 4)} | {_fmt(e.get('train_seconds'), None, 0)} |"
+            f"{_mean_std(e, 'nmi', 4)} | {_time_cell(e, table_path)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -348,8 +389,8 @@ def runs_markdown(rows, common=""):
     lines = [
         "| model | seed | clustering ACC (%) | near-best ACC (%) [range] | NMI | classification (%) "
         "| logistic regression (%) | 10-NN (%) | codebook perplexity | codewords in use "
-        "| reconstruction (normalised MSE) | run | path |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| reconstruction (normalised MSE) | training time (s) | run | path |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["model"] == "raw":
@@ -364,7 +405,8 @@ def runs_markdown(rows, common=""):
             f"| {display_name(r, common)} | {r['seed']} | {r['acc']:.2f} | {near} | {r['nmi']:.4f} | {r['cls']:.2f} | "
             f"{_fmt(r.get('cls_logreg'), None, 2)} | {_fmt(r.get('knn'), None, 2)} | "
             f"{_fmt(r.get('perplexity'), None, 1)} | {_fmt(r.get('codewords_in_use'), None, 0)} | "
-            f"{_fmt(r.get('reconstruction_nmse'), None, 4)} | {r['run']} | {r.get('path', '-')} |"
+            f"{_fmt(r.get('reconstruction_nmse'), None, 4)} | {_fmt(r.get('train_seconds'), None, 0)} | {r['run']} | "
+            f"{r.get('path', '-')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -411,7 +453,8 @@ def write_tables(table, rows, stem, header=""):
             "Test split; NMSE is the squared error over the training images' variance. Token use counts every "
             "position of every test image; bits per image = positions x log2(tokens in use).\n\n"
             + grid_markdown(table, common)
-            + (f"\n{grid_diffs}" if grid_diffs else "")
+            + f"\n{timing_note(table)}"
+            + (grid_diffs if grid_diffs else "")
             + "\n## Probes\n\n"
         )
     rundir.write_atomic(
@@ -421,7 +464,8 @@ def write_tables(table, rows, stem, header=""):
         + grid
         + NEAR_BEST_NOTE.format(inits=_kmeans_inits(rows))
         + to_markdown(table, common)
-        + (f"\n{diffs}" if diffs else "")
+        + f"\n{timing_note(table)}"
+        + (diffs if diffs else "")
         + "\nEvery run:\n\n"
         + runs_markdown(rows, common),
     )
