@@ -30,6 +30,7 @@ def _section(text, heading):
 ROOT = README.parent
 RESULT_SECTIONS = {
     ("README.md", "## The headline result"): ["results/fashion_mnist.md"],
+    ("README.md", "## Soft VQ on a grid of codes"): ["results/conv_grid_fashion_mnist.md"],
     ("docs/reports/reproduction.md", "## Figure 4: t-SNE maps of the six latents"): [
         "results/figures/figure4_fashion_mnist.md"
     ],
