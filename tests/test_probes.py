@@ -217,3 +217,6 @@ def test_training_time_compares_rows_on_one_cpu():
     assert lines[2].endswith("| 410 |") and lines[3].endswith(f"| 2500 ({slow}) |")
     assert f"runs took ({fast})" in timing_note(table) and "gives its own path" in timing_note(table)
     assert "| 3000 | a1 |" in runs_markdown(rows)  # and every run's own time
+    # The table's path is the one most runs took, even where most rows have none there.
+    more = [*rows, {**rows[3], "model": "ae", "identity": "c", "run": "c0"}, {**rows[0], "seed": 3, "run": "a3"}]
+    assert f"runs took ({fast})" in timing_note(summarize(more))

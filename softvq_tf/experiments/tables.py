@@ -149,7 +149,7 @@ def summarize(rows, group_by="identity_key"):
             entry[group_by] = first[group_by]
         grid = [m for m in GRID_METRICS if any(member.get(m) is not None for member in members)]
         timed = [m for m in members if m.get("path") == timing_path] or members
-        entry["train_seconds_path"] = _most_common_path(timed)
+        entry.update(train_seconds_path=_most_common_path(timed), table_timing_path=timing_path)
         for metric in (*SUMMARY_METRICS, *grid):
             values = [m[metric] for m in (timed if metric == TIMED_METRIC else members) if m.get(metric) is not None]
             center = np.median if metric in MEDIAN_METRICS else np.mean
@@ -189,9 +189,8 @@ def _time_cell(e, table_path=None):
 
 
 def _table_path(table):
-    paths = collections.Counter(e.get("train_seconds_path") for e in table if e.get("train_seconds") is not None)
-    paths.pop(None, None)
-    return paths.most_common(1)[0][0] if paths else None
+    """The path ``summarize`` timed the table's rows on (the most common over all its runs)."""
+    return next((e["table_timing_path"] for e in table if e.get("table_timing_path")), None)
 
 
 def welch_interval(values, reference, confidence=0.95):
@@ -454,7 +453,7 @@ def write_tables(table, rows, stem, header=""):
             "position of every test image; bits per image = positions x log2(tokens in use).\n\n"
             + grid_markdown(table, common)
             + f"\n{timing_note(table)}"
-            + (grid_diffs if grid_diffs else "")
+            + grid_diffs
             + "\n## Probes\n\n"
         )
     rundir.write_atomic(
@@ -465,7 +464,7 @@ def write_tables(table, rows, stem, header=""):
         + NEAR_BEST_NOTE.format(inits=_kmeans_inits(rows))
         + to_markdown(table, common)
         + f"\n{timing_note(table)}"
-        + (diffs if diffs else "")
+        + diffs
         + "\nEvery run:\n\n"
         + runs_markdown(rows, common),
     )
