@@ -24,7 +24,7 @@ import tempfile
 
 import numpy as np
 
-from softvq_tf.experiments.bench import FASHION, _train_run
+from benchmarks.train_runs import FASHION, train_run
 from softvq_tf.experiments.tables import command_line
 from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
 from softvq_tf.training.rundir import write_atomic
@@ -53,8 +53,8 @@ def slow_runs(seconds, fraction=SLOW):
 
 
 def _one_run(flags, env, out, steps):
-    """One whole run (``bench._train_run``) and its fit time, read from its ``history.json``."""
-    run = _train_run(flags, steps, out, env)
+    """One whole run (``train_runs.train_run``) and its fit time, read from its ``history.json``."""
+    run = train_run(flags, steps, out, env)
     (name,) = os.listdir(out)
     with open(os.path.join(out, name, "history.json")) as f:
         fit_seconds = json.load(f)["seconds_this_session"]

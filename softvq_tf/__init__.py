@@ -14,9 +14,7 @@ the command-line tools can check their input before TensorFlow starts.
 
 import importlib
 
-from softvq_tf.options import BOTTLENECKS
-
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _PUBLIC = {
     "softvq_tf.layers": (
@@ -40,6 +38,8 @@ __all__ = ["BOTTLENECKS", *_HOME]
 
 
 def __getattr__(name):
+    if name == "BOTTLENECKS":  # the paper's six bottlenecks, by name (the registry has them all)
+        return importlib.import_module("softvq_tf.layers.registry").PAPER_NAMES
     if name in _HOME:
         return getattr(importlib.import_module(_HOME[name]), name)
     raise AttributeError(f"module 'softvq_tf' has no attribute {name!r}")

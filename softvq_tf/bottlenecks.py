@@ -5,4 +5,6 @@ import warnings
 from softvq_tf.layers import *  # noqa: F403
 from softvq_tf.layers import __all__  # noqa: F401
 
-warnings.warn("softvq_tf.bottlenecks is deprecated and will be removed; use softvq_tf.layers", DeprecationWarning, 2)
+warnings.warn(
+    "softvq_tf.bottlenecks is deprecated and will be removed in 1.0; use softvq_tf.layers", DeprecationWarning, 2
+)

@@ -5,4 +5,4 @@ import warnings
 from softvq_tf.models import *  # noqa: F403
 from softvq_tf.models import __all__  # noqa: F401
 
-warnings.warn("softvq_tf.model is deprecated and will be removed; use softvq_tf.models", DeprecationWarning, 2)
+warnings.warn("softvq_tf.model is deprecated and will be removed in 1.0; use softvq_tf.models", DeprecationWarning, 2)

@@ -5,5 +5,7 @@ import warnings
 from softvq_tf.models.optimizers import FusedAdam  # noqa: F401
 
 warnings.warn(
-    "softvq_tf.optimizers is deprecated and will be removed; use softvq_tf.models.optimizers", DeprecationWarning, 2
+    "softvq_tf.optimizers is deprecated and will be removed in 1.0; use softvq_tf.models.optimizers",
+    DeprecationWarning,
+    2,
 )

@@ -8,7 +8,9 @@ import pytest
 from conftest import REPO, run_script
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+# The day-to-day subset (-m "not slow") runs the layers on one backend besides TensorFlow, PyTorch (the
+# fastest here); the full suite runs JAX too.
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.slow), "torch"])
 def test_the_portable_suite_passes_without_tensorflow(backend):
     assert importlib.util.find_spec(backend), f"{backend} is missing: pip install -r requirements.txt installs it"
     env = {"KERAS_BACKEND": backend, "SOFTVQ_WITHOUT_TENSORFLOW": "1", "PYTHONPATH": REPO}
@@ -21,6 +23,7 @@ def test_the_portable_suite_passes_without_tensorflow(backend):
     sys.stdout.write(f"{backend}: {summary}\n")
 
 
+@pytest.mark.slow
 def test_the_device_check_trains_on_jax_without_tensorflow(tmp_path):
     """The GPU check's timed fit, short, on the CPU: what CI can run of it (the portable suite runs above)."""
     report = tmp_path / "device.md"

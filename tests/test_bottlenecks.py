@@ -14,7 +14,8 @@ from softvq_tf.layers import (
     VectorQuantizer,
     make_bottleneck,
 )
-from softvq_tf.options import BOTTLENECKS
+from softvq_tf.layers.registry import PAPER_NAMES as BOTTLENECKS
+from softvq_tf.layers.registry import applicable
 
 B, D, K = 6, 4, 5
 
@@ -180,7 +181,8 @@ def test_usage_metrics_match_numpy():
 
 @pytest.mark.parametrize("name", BOTTLENECKS)
 def test_every_layer_survives_config_round_trip(name):
-    layer = make_bottleneck(name, num_codewords=K, kl_weight=2.0, commitment=2.0, vq_weight=3.0, noise_std=0.1, seed=4)
+    settings = dict(num_codewords=K, kl_weight=2.0, commitment=2.0, vq_weight=3.0, noise_std=0.1)
+    layer = make_bottleneck(name, **applicable(name, settings), seed=4)
     z = tf.constant(_inputs())
     head_units = layer.head_units(D)
     head = tf.constant(np.random.default_rng(0).normal(size=(B, head_units)).astype(np.float32)) if head_units else None
@@ -222,9 +224,8 @@ def test_hard_vq_loss_is_the_notebooks_per_element_mean():
 def test_bottlenecks_compute_in_float32_under_mixed_bfloat16(name):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        layer = make_bottleneck(
-            name, num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1, seed=0
-        )
+        settings = dict(num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1)
+        layer = make_bottleneck(name, **applicable(name, settings), seed=0)
         z = tf.cast(tf.constant(_inputs()), tf.bfloat16)  # what a bf16 encoder hands over
         units = layer.head_units(D)
         head = tf.cast(tf.zeros([B, units]), tf.bfloat16) if units else None
@@ -246,7 +247,8 @@ def test_bottlenecks_compute_in_float32_under_mixed_bfloat16(name):
 def test_layer_contract(name, tmp_path):
     """In the manner of Keras's ``run_layer_test``: build, call in training and inference, losses, config, and
     save/reload inside a functional model."""
-    layer = make_bottleneck(name, num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1, seed=0)
+    settings = dict(num_codewords=K, kl_weight=1.0, commitment=2.5, vq_weight=3.0, noise_std=0.1)
+    layer = make_bottleneck(name, **applicable(name, settings), seed=0)
     units = layer.head_units(D)
     assert not layer.built
     z_in = keras.Input((D,))

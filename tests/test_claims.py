@@ -5,7 +5,7 @@ import json
 from conftest import assert_one_line_error, run_script
 
 from softvq_tf.experiments import claims, tables
-from softvq_tf.options import BOTTLENECKS as SIX
+from softvq_tf.layers.registry import PAPER_NAMES as SIX
 
 
 def _table(acc, nmi=None, cls=None, variant=""):

@@ -10,8 +10,8 @@ import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
 from softvq_tf.layers import make_bottleneck
+from softvq_tf.layers.registry import NAMES, applicable
 from softvq_tf.models import Autoencoder, build_decoder, build_encoder
-from softvq_tf.options import BOTTLENECKS, MODERN_BOTTLENECKS
 
 
 @pytest.mark.parametrize("image_shape, grid", [((28, 28, 1), (7, 7)), ((32, 32, 3), (8, 8))])
@@ -23,9 +23,9 @@ def test_the_encoder_ends_in_a_grid_of_codes_and_heads_and_the_decoder_mirrors_i
     assert tuple(decoder(np.zeros((2, *grid, 16), np.float32)).shape) == (2, *image_shape)
 
 
-@pytest.mark.parametrize("bottleneck", BOTTLENECKS + MODERN_BOTTLENECKS)
+@pytest.mark.parametrize("bottleneck", NAMES)
 def test_every_bottleneck_trains_a_step_on_a_grid_of_codes(bottleneck):
-    layer = make_bottleneck(bottleneck, num_codewords=16, fsq_levels=(4, 4), seed=0)
+    layer = make_bottleneck(bottleneck, **applicable(bottleneck, {"num_codewords": 16, "fsq_levels": (4, 4)}), seed=0)
     model = Autoencoder("conv_grid", (28, 28, 1), 8, layer)
     model.compile(optimizer="adam")
     x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
@@ -101,7 +101,9 @@ def test_token_scores_decode_the_most_probable_codewords_and_count_every_positio
     from softvq_tf.training.config import resolve_config
 
     config = resolve_config("digits", bottleneck, network="conv_grid", latent_dim=4, num_codewords=8)
-    model = Autoencoder("conv_grid", (8, 8, 1), 4, make_bottleneck(bottleneck, num_codewords=8, seed=0))
+    model = Autoencoder(
+        "conv_grid", (8, 8, 1), 4, make_bottleneck(bottleneck, **applicable(bottleneck, {"num_codewords": 8}), seed=0)
+    )
     images = np.random.default_rng(1).integers(0, 17, (30, 8, 8, 1)).astype(np.uint8)
     model(images[:1].astype(np.float32))  # built, as a loaded run's model is
     scores = token_scores(model, config, images, batch_size=7)
@@ -163,7 +165,7 @@ def test_fsq_on_conv_grid_starts_its_output_bias_uniform_by_default_and_names_it
 def test_the_token_figure_decodes_hard_tokens_and_soft_vqs_posterior_mean(bottleneck):
     from softvq_tf.experiments.token_figure import token_reconstructions
 
-    layer = make_bottleneck(bottleneck, num_codewords=8, fsq_levels=(4, 4), seed=0)
+    layer = make_bottleneck(bottleneck, **applicable(bottleneck, {"num_codewords": 8, "fsq_levels": (4, 4)}), seed=0)
     model = Autoencoder("conv_grid", (8, 8, 1), 4, layer)
     x = np.random.default_rng(2).random((3, 8, 8, 1), dtype=np.float32)
     usual = model(x).numpy()

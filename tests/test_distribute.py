@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_script
 
 from softvq_tf.training.backup import backups
-from softvq_tf.training.fit import COLLECTIVE_TIMEOUT_SECONDS
+from softvq_tf.training.strategy import COLLECTIVE_TIMEOUT_SECONDS
 
 # Every test here trains in subprocesses or across processes: minutes in all.
 pytestmark = pytest.mark.slow

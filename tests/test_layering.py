@@ -9,8 +9,13 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "softvq_tf"
-# Bottom to top. options and compat hold no softvq_tf imports of their own.
-RANK = {"options": 0, "compat": 0, "layers": 1, "models": 2, "training": 3, "experiments": 4}
+# Bottom to top. compat holds no softvq_tf imports of its own; the package root and its deprecated 0.x
+# modules (options, bottlenecks, model, ...) re-export from the layers below them.
+RANK = {"compat": 0, "layers": 1, "models": 2, "training": 3, "experiments": 4}
+
+
+# The layers' modules that load neither Keras nor TensorFlow.
+PLAIN = ("softvq_tf.layers.registry", "softvq_tf.layers.rules")
 
 
 def _rank(module):
@@ -41,11 +46,11 @@ def test_no_module_imports_from_a_layer_above_its_own(path):
 
 
 def _loaded_after(statement):
-    """The softvq_tf modules loaded, and whether TensorFlow is, after ``statement`` in a new process."""
+    """The softvq_tf modules loaded, and whether TensorFlow or Keras is, after ``statement`` in a new process."""
     code = (
         f"import sys, json; {statement}; "
         "print(json.dumps([sorted(m for m in sys.modules if m.startswith('softvq_tf')), "
-        "'tensorflow' in sys.modules]))"
+        "'tensorflow' in sys.modules or 'keras' in sys.modules]))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -59,7 +64,7 @@ def test_importing_the_layers_loads_nothing_of_training_or_experiments():
 
 def test_the_public_api_is_at_the_package_root():
     modules, _ = _loaded_after("from softvq_tf import SoftVectorQuantizer, VectorQuantizer, Autoencoder, FusedAdam")
-    assert "softvq_tf.layers.bottlenecks" in modules and not any(_rank(m) in (3, 4) for m in modules), modules
+    assert "softvq_tf.layers.soft_vector_quantizer" in modules and not any(_rank(m) in (3, 4) for m in modules), modules
 
 
 def test_the_command_line_checks_flags_before_tensorflow_loads():
@@ -68,7 +73,8 @@ def test_the_command_line_checks_flags_before_tensorflow_loads():
         "resolve_config(**{k: v for k, v in vars(train_parser().parse_args(['--K', '8'])).items() "
         "if k not in ('quiet', 'dry_run', 'verbose')})"
     )
-    assert not tensorflow and "softvq_tf.layers" not in modules, modules
+    # The registry and the option rules are plain Python: no layer module, no Keras, no TensorFlow.
+    assert not tensorflow and not any(m.startswith("softvq_tf.layers.") and m not in PLAIN for m in modules), modules
 
 
 def test_scoring_alone_can_reload_a_saved_autoencoder():

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from conftest import run_script
 
+from softvq_tf.layers.registry import PAPER_NAMES as BOTTLENECKS
 from softvq_tf.models.networks import build_decoder, build_encoder, start_output_at_data_mean
-from softvq_tf.options import BOTTLENECKS
 from softvq_tf.training.config import RunConfig, resolve_config
 from softvq_tf.training.data import load_splits, preprocess
 from softvq_tf.training.export import load_encoder

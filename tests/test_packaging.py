@@ -17,5 +17,5 @@ def test_the_wheel_holds_the_licence_and_not_the_benchmarks(tmp_path):
     assert licences, names
     text = zipfile.ZipFile(wheel).read(licences[0]).decode()
     assert "Apache License" in text and "Version 2.0" in text
-    assert "softvq_tf/layers/bottlenecks.py" in names
+    assert "softvq_tf/layers/soft_vector_quantizer.py" in names
     assert not [n for n in names if n.startswith(("benchmarks/", "tests/")) or "steadiness" in n], names

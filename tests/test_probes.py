@@ -200,7 +200,8 @@ def test_summary_groups_by_identity_and_shows_the_paper_only_for_its_settings():
 
 
 def test_training_time_compares_rows_on_one_cpu():
-    from softvq_tf.experiments.tables import runs_markdown, summarize, timing_note, to_markdown
+    from softvq_tf.experiments.table_files import runs_markdown
+    from softvq_tf.experiments.tables import summarize, timing_note, to_markdown
 
     row = dict(dataset="mnist", model="vq", K=128, d=64, acc=50.0, nmi=0.5, cls=90.0, seconds=1.0, variant="")
     fast, slow = "no XLA, AVX-512", "no XLA, AVX2"

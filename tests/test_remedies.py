@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from softvq_tf.layers import SoftVectorQuantizer, VectorQuantizer, make_bottleneck
+from softvq_tf.layers.registry import applicable
 from softvq_tf.training.config import resolve_config, run_identity
 
 B, D, K = 8, 3, 4
@@ -138,7 +139,7 @@ def test_kmeans_init_uses_kmeans_centres_deterministically():
 @pytest.mark.parametrize("name", ["vq", "soft_vq"])
 def test_remedy_layers_serialise_and_reload_with_their_state(name, tmp_path):
     remedies = dict(kmeans_init=True, dead_code_steps=3, **({"ema_decay": 0.95} if name == "vq" else {}))
-    layer = make_bottleneck(name, num_codewords=K, seed=1, **remedies)
+    layer = make_bottleneck(name, **applicable(name, {"num_codewords": K, **remedies}), seed=1)
     z = tf.constant(_codes())
     head = tf.zeros([B, K]) if name == "soft_vq" else None
     inputs = keras.Input((D,))
@@ -150,7 +151,7 @@ def test_remedy_layers_serialise_and_reload_with_their_state(name, tmp_path):
         layer.update_codebook()
     path = str(tmp_path / "m.keras")
     model.save(path)
-    clone = keras.models.load_model(path).get_layer("bottleneck")
+    clone = keras.models.load_model(path).get_layer(layer.name)
     assert clone.get_config() == layer.get_config()
     for a, b in zip(layer.weights, clone.weights):
         assert a.name == b.name

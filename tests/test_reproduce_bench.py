@@ -113,7 +113,7 @@ def test_bench_smoke(tmp_path):
     result = run_script(
         [
             "-m",
-            "softvq_tf.experiments.bench",
+            "benchmarks.bench",
             "--data-dir",
             FASHION,
             "--short",
@@ -140,9 +140,9 @@ def test_bench_smoke(tmp_path):
     report = (tmp_path / "b.md").read_text()
     assert report.count("| MLP") == 1 and report.count("| CNN") == 1  # every chosen row ran
     assert "3,811,168" in report  # the MLP soft VQ-VAE's parameter count, beside its ceiling
-    missing = run_script(["-m", "softvq_tf.experiments.bench", "--data-dir", str(tmp_path / "nowhere")])
+    missing = run_script(["-m", "benchmarks.bench", "--data-dir", str(tmp_path / "nowhere")])
     assert_one_line_error(missing, "--data-dir", "dataset-fashion-mnist")
-    bad_cases = run_script(["-m", "softvq_tf.experiments.bench", "--data-dir", FASHION, "--cases", "0,9"])
+    bad_cases = run_script(["-m", "benchmarks.bench", "--data-dir", FASHION, "--cases", "0,9"])
     assert_one_line_error(bad_cases, "--cases", "1 to 8")
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from softvq_tf.experiments import plan, probes, tables
+from softvq_tf.experiments import plan, probes, table_files, tables
 from softvq_tf.training.config import resolve_config, run_identity
 
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
@@ -81,7 +81,8 @@ def test_retraining_a_stored_run_gives_its_stored_weights_digest(tmp_path):
     """The committed quick-start score (``softvq-reproduce --dataset digits``) is reused here only if retraining
     reproduces it: this retrains it and compares the digest. On a CPU of another instruction set than the one
     that stored it, the store must refuse it, and the digest this CPU gives must at least be its own every time."""
-    from softvq_tf.training.fit import planned_execution, train
+    from softvq_tf.training.fit import train
+    from softvq_tf.training.strategy import planned_execution
 
     stored = json.loads(STORED_RUN.read_text())
     config = resolve_config("digits", "soft_vq", seed=stored["seed"], out=str(tmp_path / "a"))
@@ -150,7 +151,7 @@ def test_a_grid_table_gives_soft_vq_twice_and_rivals_against_its_mean_and_its_ha
     rows = [_grid_row("soft_vq", s, 0.01 + 0.001 * s, hard=3.0 + s) for s in range(3)]
     rows += [_grid_row("vq", s, 0.05 + 0.002 * s) for s in range(3)]
     table = tables.summarize(rows)
-    tables.write_tables(table, rows, str(tmp_path / "grid"))
+    table_files.write_tables(table, rows, str(tmp_path / "grid"))
     text = (tmp_path / "grid.md").read_text()
     assert "| Soft VQ-VAE | 3 | posterior mean | 0.0110 ± 0.0010 |" in text
     assert "| Soft VQ-VAE | 3 | most probable codeword (hard tokens) | 4.0000 ± 1.0000 |" in text
@@ -172,7 +173,7 @@ def test_a_continuous_code_on_a_grid_is_the_reference_row_without_tokens(tmp_pat
         for key in ("token_perplexity", "tokens_in_use", "bits_per_image"):
             del ae[key]  # what token_scores gives a bottleneck without tokens
         rows.append(ae)
-    tables.write_tables(tables.summarize(rows), rows, str(tmp_path / "grid"))
+    table_files.write_tables(tables.summarize(rows), rows, str(tmp_path / "grid"))
     text = (tmp_path / "grid.md").read_text()
     assert "| Baseline Autoencoder | 2 | continuous code (no tokens) | 0.0045 ± 0.0007 | " in text
     line = next(line for line in text.splitlines() if line.startswith("| Baseline Autoencoder | 2 | continuous"))
@@ -183,5 +184,5 @@ def test_a_continuous_code_on_a_grid_is_the_reference_row_without_tokens(tmp_pat
 
 def test_a_table_without_a_grid_has_no_grid_section(tmp_path):
     rows = [{**_grid_row("vq", s, 0.05), "token_perplexity": None} for s in range(2)]
-    tables.write_tables(tables.summarize(rows), rows, str(tmp_path / "flat"))
+    table_files.write_tables(tables.summarize(rows), rows, str(tmp_path / "flat"))
     assert "Grid of codes" not in (tmp_path / "flat.md").read_text()

@@ -11,7 +11,7 @@ import pytest
 from conftest import FASHION, assert_one_line_error, run_script
 
 from benchmarks.steadiness import parse_setting, report, slow_runs
-from softvq_tf.experiments.bench import (
+from benchmarks.train_runs import (
     busiest_pair_shares_a_cpu,
     machine_cpu_seconds,
     run_queue_seconds,

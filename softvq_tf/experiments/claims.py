@@ -13,7 +13,7 @@ import json
 import os
 
 from softvq_tf.experiments import tables
-from softvq_tf.options import BOTTLENECKS as SIX
+from softvq_tf.layers import registry
 from softvq_tf.training import rundir
 from softvq_tf.training.errors import ArgumentParser, DataError, console_entry
 
@@ -34,8 +34,12 @@ def load_table(path):
     except (json.JSONDecodeError, KeyError, TypeError):
         raise DataError(f"{path} is not a softvq-reproduce table (no 'table' list); write it again with --from-store")
     common = tables.common_variant(table)
-    six = [e for e in table if e["model"] in SIX and tables.display_name(e, common) == tables.MODEL_NAMES[e["model"]]]
-    if not any(e["model"] == "soft_vq" for e in six):
+    six = [
+        e
+        for e in table
+        if e["model"] in registry.PAPER_NAMES and tables.display_name(e, common) == tables.MODEL_NAMES[e["model"]]
+    ]
+    if not any(e["model"] == registry.PROPOSED for e in six):
         raise DataError(f"{path} has no soft VQ-VAE row to compare with")
     return six, protocol_label(six[0]["dataset"], common)
 
@@ -46,7 +50,7 @@ def protocol_label(dataset, common):
     """
     from softvq_tf.training.config import resolve_config  # noqa: PLC0415 (the presets, only when labelling)
 
-    preset = resolve_config(dataset, "ae")
+    preset = resolve_config(dataset, registry.BASELINE)
     settings = dict(kv.split("=", 1) for kv in common.split(", ") if "=" in kv)
     steps = int(settings.pop("steps", preset.steps))
     batch = int(settings.pop("batch_size", preset.batch_size))
@@ -77,7 +81,7 @@ def best_of_six(six, metric):
     verdicts = [v for _, _, v in rivals]
     if "worse" in verdicts:
         return "fails", rivals
-    complete = len(rivals) == len(SIX) - 1  # a rival without a row cannot be beaten
+    complete = len(rivals) == len(registry.PAPER_NAMES) - 1  # a rival without a row cannot be beaten
     return ("holds" if complete and all(v == "better" for v in verdicts) else "not shown"), rivals
 
 
@@ -89,7 +93,7 @@ def classification_against_ae(six, probe="cls"):
     layer trained briefly, or ``cls_logreg``, a logistic regression trained to convergence; the paper's
     "single-layer classification" allows both.
     """
-    ae = next((e for e in six if e["model"] == "ae"), None)
+    ae = next((e for e in six if e["model"] == registry.BASELINE), None)
     if ae is None:
         return None, None
     interval = tables.differences(six)[ae["identity_key"]][probe]

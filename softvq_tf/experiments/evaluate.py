@@ -2,28 +2,24 @@
 
 import os
 
-from softvq_tf.training.errors import ArgumentParser, console_entry
+from softvq_tf.experiments.command_line import experiment_parser
+from softvq_tf.training.errors import UsageError, console_entry
 
 
 def main(argv=None):
-    p = ArgumentParser(description="Downstream probes (k-means ACC, NMI, linear probe) of trained runs.")
+    p = experiment_parser(
+        None, "Downstream probes (k-means ACC, NMI, linear probe) of trained runs.", data=False, schedule=False
+    )
     p.add_argument("--runs", nargs="+", help="run directories (default: every finished run directly under --root)")
     p.add_argument(
         "--root", default="runs", help="folder searched for runs, and where the tables are written (default runs/)"
     )
-    p.add_argument("--kmeans-inits", type=int, default=100, help="k-means random initialisations (default 100)")
-    p.add_argument("--probe-epochs", type=int, default=30, help="epochs of the linear softmax probe (default 30)")
     p.add_argument(
         "--tsne", action="store_true", help="also save a t-SNE scatter of the test latents per run (tsne.png)"
     )
     p.add_argument("--no-raw", action="store_true", help="skip the raw-data row")
     p.add_argument("--output", help="path stem of the table files (default ROOT/evaluation)")
-    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
-    from softvq_tf.training.errors import UsageError
-
-    if args.kmeans_inits < 1 or args.probe_epochs < 1:
-        raise UsageError("--kmeans-inits and --probe-epochs must be >= 1")
     from softvq_tf.training import rundir
 
     if args.runs:
@@ -40,7 +36,7 @@ def main(argv=None):
     from softvq_tf.training.runtime import start_tensorflow
 
     start_tensorflow(args.verbose)
-    from softvq_tf.experiments import scoring, tables
+    from softvq_tf.experiments import scoring, table_files, tables
     from softvq_tf.experiments.plan import score_runs
 
     stem = args.output or os.path.join(args.root, "evaluation")
@@ -51,7 +47,7 @@ def main(argv=None):
     table = tables.summarize(rows)
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
     header = tables.command_line("softvq-evaluate", argv) + "\n\n"
-    tables.write_tables(table, rows, stem, header)
+    table_files.write_tables(table, rows, stem, header)
     print()
     print(tables.to_markdown(table, tables.common_variant(rows)))
     print(f"written: {stem}.md, {stem}.csv, {stem}.json")

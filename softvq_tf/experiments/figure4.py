@@ -18,9 +18,9 @@ import os
 
 import numpy as np
 
-from softvq_tf.options import BOTTLENECKS
-from softvq_tf.training.config import DATASETS
-from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
+from softvq_tf.experiments.command_line import experiment_parser
+from softvq_tf.layers import registry
+from softvq_tf.training.errors import UsageError, console_entry
 
 
 def test_reconstruction_nmse(run_dir, config, images, batch_size=1000):
@@ -62,21 +62,13 @@ def draw(panels, labels, path, title):
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="softvq-figure4", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--data-dir")
+    p = experiment_parser("softvq-figure4", __doc__.split("\n\n")[0], runs_dir="runs/figure4")
     p.add_argument("--latent-dim", type=int, default=60, help="d (default 60, the paper's Figure 4)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
-    p.add_argument("--batch-size", type=int, help="default: the preset's")
     p.add_argument("--points", type=int, default=5000, help="test points on each map (default 5000)")
     p.add_argument("--neighbours", type=int, default=10, help="k of the trustworthiness (default 10)")
-    p.add_argument("--kmeans-inits", type=int, default=100)
-    p.add_argument("--probe-epochs", type=int, default=30)
-    p.add_argument("--runs-dir", default="runs/figure4")
     p.add_argument("--scores-dir", default=os.path.join("results", "scores"))
     p.add_argument("--output", help="PNG path (default results/figures/figure4_DATASET.png)")
-    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     if args.points < 2 * args.neighbours + 2:
         raise UsageError(f"--points must be at least 2 * --neighbours + 2, got {args.points}")
@@ -98,7 +90,7 @@ def main(argv=None):
             seed=args.seed,
             out=os.path.join(args.runs_dir, args.dataset),
         )
-        for bottleneck in BOTTLENECKS
+        for bottleneck in registry.PAPER_NAMES
     ]
     check_source(args.dataset, args.data_dir)
     from softvq_tf.training.runtime import start_tensorflow
@@ -111,7 +103,7 @@ def main(argv=None):
     from softvq_tf.training import rundir
     from softvq_tf.training.data import load_splits
 
-    rows = run_plan(configs, args.scores_dir, args.kmeans_inits, args.probe_epochs, raw=False)
+    rows = run_plan(configs, args.scores_dir, args.kmeans_inits, args.probe_epochs, raw=False, any_cpu=args.any_cpu)
     splits = load_splits(args.dataset, args.data_dir)
     subset = np.random.default_rng(args.seed).permutation(len(splits.x_eval))[: args.points]
     panels, lines, nmses = [], [], []

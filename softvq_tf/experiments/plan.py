@@ -7,7 +7,7 @@ experiment interrupted on one machine continues on another without
 retraining or rescoring what was done.
 
 A stored score records the run's identity, seed, probe settings, final
-weights digest and execution path (``training.fit.execution_path``). Before
+weights digest and execution path (``training.strategy.execution_path``). Before
 training, it is reused only where retraining with this code would give the
 same weights: the same identity, seed and probe settings, a recorded digest,
 and the execution path this machine would take for the run. After training,
@@ -27,8 +27,9 @@ from softvq_tf.experiments import probes, scoring
 from softvq_tf.training import rundir
 from softvq_tf.training.config import RunConfig, identity_changes, run_identity
 from softvq_tf.training.errors import UsageError
-from softvq_tf.training.fit import planned_execution, train
+from softvq_tf.training.fit import train
 from softvq_tf.training.rundir import RunLock
+from softvq_tf.training.strategy import planned_execution
 
 
 def reusable(stored, identity, seed, settings, execution=None, digest=None, any_cpu=False):

@@ -7,23 +7,21 @@ soft VQ-VAE get at least ``--min-seeds-key`` seeds, any bottleneck more with
 ``--more-seeds``), probes every run plus the
 raw data, and writes ``results/DATASET.{md,csv,json,png}``, rewritten after
 each run. Each run's scores also go into ``results/scores/DATASET/`` (see
-``softvq_tf.experiment``), so an interrupted reproduction continues, on this
+``softvq_tf.experiments.plan``), so an interrupted reproduction continues, on this
 machine or another, without retraining what was scored.
 """
 
 import os
 
-from softvq_tf.options import ANY_CPU_HELP
-from softvq_tf.training.config import DATASETS
-from softvq_tf.training.errors import ArgumentParser, console_entry
+from softvq_tf.experiments.command_line import experiment_parser
+from softvq_tf.layers import registry
+from softvq_tf.training.errors import console_entry
 
 
 def seed_counts(seeds, *at_least):
     """Seeds per bottleneck: ``seeds`` each, raised to ``n`` wherever one of the ``at_least`` maps
     ({bottleneck: n}) asks for more: the key rows (AE, soft VQ-VAE) or the overlapping top rows."""
-    from softvq_tf.options import BOTTLENECKS
-
-    counts = dict.fromkeys(BOTTLENECKS, seeds)
+    counts = dict.fromkeys(registry.PAPER_NAMES, seeds)
     for requirement in at_least:
         for bottleneck, n in requirement.items():
             counts[bottleneck] = max(counts[bottleneck], n)
@@ -33,12 +31,11 @@ def seed_counts(seeds, *at_least):
 def plan_runs(dataset, counts, settings):
     """The RunConfigs to train, ``counts[b]`` seeds of each bottleneck; each setting goes to the
     bottlenecks it applies to."""
-    from softvq_tf.options import BOTTLENECKS
     from softvq_tf.training.config import applicable, resolve_config
 
     configs = []  # seed-major: one seed of every model finishes before the extra seeds start
     for seed in range(max(counts.values())):
-        for bottleneck in BOTTLENECKS:
+        for bottleneck in registry.PAPER_NAMES:
             if seed < counts[bottleneck]:
                 configs.append(resolve_config(dataset, bottleneck, seed=seed, **applicable(bottleneck, settings)))
     return configs
@@ -46,14 +43,15 @@ def plan_runs(dataset, counts, settings):
 
 def parse_more_seeds(text):
     """``"soft_vq=10,beta_vae=10"`` -> ``{"soft_vq": 10, "beta_vae": 10}``, or a UsageError naming the fix."""
-    from softvq_tf.options import BOTTLENECKS
     from softvq_tf.training.errors import UsageError
 
     out = {}
     for item in filter(None, text.split(",")):
         name, _, count = item.partition("=")
-        if name not in BOTTLENECKS:
-            raise UsageError(f"--more-seeds: unknown bottleneck {name!r}; choose from {', '.join(BOTTLENECKS)}")
+        if name not in registry.PAPER_NAMES:
+            raise UsageError(
+                f"--more-seeds: unknown bottleneck {name!r}; choose from {', '.join(registry.PAPER_NAMES)}"
+            )
         if not count.isdigit() or int(count) < 1:
             raise UsageError(f"--more-seeds: {item!r} needs a seed count >= 1, as in {name}=10")
         out[name] = int(count)
@@ -62,12 +60,10 @@ def parse_more_seeds(text):
 
 def save_metrics_figure(table, path, title):
     """Bar chart of the three metrics per model, error bars = std over seeds."""
+    from softvq_tf.experiments.tables import MODEL_NAMES, RAW
     from softvq_tf.training import rundir
 
     plt = rundir.pyplot()
-
-    from softvq_tf.experiments.tables import MODEL_NAMES
-    from softvq_tf.training import rundir
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     names = [MODEL_NAMES[e["model"]] for e in table]
@@ -80,7 +76,8 @@ def save_metrics_figure(table, path, title):
             yerr=[e[metric + "_std"] or 0 for e in table],
             capsize=3,
             color=[
-                "#999999" if e["model"] == "raw" else "#d62728" if e["model"] == "soft_vq" else "#1f77b4" for e in table
+                "#999999" if e["model"] == RAW else "#d62728" if e["model"] == registry.PROPOSED else "#1f77b4"
+                for e in table
             ],
         )
         ax.set_xticks(range(len(table)), names, rotation=35, ha="right", fontsize=8)
@@ -91,9 +88,12 @@ def save_metrics_figure(table, path, title):
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="softvq-reproduce", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--data-dir")
+    p = experiment_parser(
+        "softvq-reproduce",
+        __doc__.split("\n\n")[0],
+        runs_dir="runs/reproduce",
+        from_store="train nothing: write the tables from the scores stored so far",
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds per bottleneck (default 3)")
     p.add_argument(
         "--min-seeds-key", type=int, default=3, help="at least this many seeds for ae and soft_vq (default 3)"
@@ -105,8 +105,6 @@ def main(argv=None):
         help="at least N seeds for these bottlenecks, e.g. soft_vq=10,beta_vae=10 (the top rows of a table "
         "whose intervals overlap)",
     )
-    p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
-    p.add_argument("--batch-size", type=int)
     p.add_argument(
         "--set",
         action="append",
@@ -118,16 +116,8 @@ def main(argv=None):
     p.add_argument(
         "--validation-split", type=float, help="probe on a holdout of train instead of the test split (for tuning)"
     )
-    p.add_argument("--kmeans-inits", type=int, default=100)
-    p.add_argument("--probe-epochs", type=int, default=30)
-    p.add_argument("--runs-dir", default="runs/reproduce", help="where the runs go (default runs/reproduce)")
     p.add_argument("--results-dir", default="results", help="where the tables and per-run scores go (default results/)")
     p.add_argument("--output", help="path stem of the table files (default RESULTS_DIR/DATASET)")
-    p.add_argument(
-        "--from-store", action="store_true", help="train nothing: write the tables from the scores stored so far"
-    )
-    p.add_argument("--any-cpu", action="store_true", help=ANY_CPU_HELP)
-    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     from softvq_tf.training.config import parse_settings
     from softvq_tf.training.errors import UsageError
@@ -152,7 +142,7 @@ def main(argv=None):
         }
     )
     settings["out"] = os.path.join(args.runs_dir, args.dataset)
-    key_rows = dict.fromkeys(("ae", "soft_vq"), args.min_seeds_key)
+    key_rows = dict.fromkeys((registry.BASELINE, registry.PROPOSED), args.min_seeds_key)
     counts = seed_counts(args.seeds, key_rows, parse_more_seeds(args.more_seeds))
     configs = plan_runs(args.dataset, counts, settings)
     from softvq_tf.training.data import check_source
@@ -160,7 +150,7 @@ def main(argv=None):
 
     check_source(args.dataset, args.data_dir)
     start_tensorflow(args.verbose)
-    from softvq_tf.experiments import tables
+    from softvq_tf.experiments import table_files, tables
     from softvq_tf.experiments.plan import run_plan
 
     stem = args.output or os.path.join(args.results_dir, args.dataset)
@@ -175,7 +165,7 @@ def main(argv=None):
     def write(rows):
         os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
         table = tables.summarize(rows)
-        tables.write_tables(table, rows, stem, header)
+        table_files.write_tables(table, rows, stem, header)
         save_metrics_figure(table, stem + ".png", f"{args.dataset}: mean ± std over seeds")
         return table
 

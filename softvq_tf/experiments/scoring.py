@@ -14,6 +14,7 @@ import numpy as np
 from softvq_tf import models  # noqa: F401 (registers the Autoencoder for code_latents' load_model)
 from softvq_tf.experiments import probes
 from softvq_tf.experiments.tokens import token_scores
+from softvq_tf.layers import registry
 from softvq_tf.training import rundir
 from softvq_tf.training.config import identity_key, variant_label
 from softvq_tf.training.data import load_splits, preprocess
@@ -85,15 +86,11 @@ def probe_settings(kmeans_inits=100, probe_epochs=30):
     return {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs, "version": PROBES_VERSION}
 
 
-# Bottlenecks whose own code is probed beside z_e (``code_latents``), and what that code is.
-CODE_PROBED = {"fsq": "the bounded FSQ code before rounding"}
-
-
 def run_probe_settings(config, settings):
-    """``settings`` of one run: a run whose own code is probed as well says so (so older scores are redone)."""
-    if config.bottleneck in CODE_PROBED:
-        return {**settings, "code": CODE_PROBED[config.bottleneck]}
-    return settings
+    """``settings`` of one run: a run whose own code is probed as well (``code_latents``) says so, so that
+    older scores are redone."""
+    code = registry.get(config.bottleneck).code_probed
+    return {**settings, "code": code} if code else settings
 
 
 def _data_key(config):
@@ -207,8 +204,9 @@ def score_run(run_dir, config, data, settings, log=print):
     if config.network == "conv_grid":  # an image tokenizer: its reconstructions and its tokens
         model = _load_saved(run_dir, "autoencoder.keras", lambda path: keras.saving.load_model(path, compile=False))
         scores.update(token_scores(model, config, data.x_eval))
-    if config.bottleneck in CODE_PROBED:
-        log(f"    probing {CODE_PROBED[config.bottleneck]}")
+    code = registry.get(config.bottleneck).code_probed
+    if code:
+        log(f"    probing {code}")
         scores["code"] = probe(*code_latents(run_dir, train_z, test_z))
     return {
         "dataset": config.dataset,

@@ -22,9 +22,9 @@ import os
 import sys
 import time
 
-from softvq_tf.options import ANY_CPU_HELP
-from softvq_tf.training.config import DATASETS
-from softvq_tf.training.errors import ArgumentParser, UsageError, console_entry
+from softvq_tf.experiments.command_line import experiment_parser
+from softvq_tf.layers import registry
+from softvq_tf.training.errors import UsageError, console_entry
 
 
 def parse_variant(text):
@@ -56,11 +56,17 @@ def to_markdown(rows):
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="softvq-sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--data-dir")
+    p = experiment_parser(
+        "softvq-sweep",
+        __doc__.split("\n\n")[0],
+        runs_dir="runs/sweep",
+        from_store="train nothing: write the tables from the stored scores of the planned runs, whatever path made "
+        "them",
+    )
     p.add_argument(
-        "--bottleneck", default="soft_vq", help="model of variants that do not set bottleneck= (default soft_vq)"
+        "--bottleneck",
+        default=registry.PROPOSED,
+        help=f"model of variants that do not set bottleneck= (default {registry.PROPOSED})",
     )
     p.add_argument("--variant", action="append", required=True, help="NAME:key=value,... (repeatable)")
     p.add_argument("--seeds", type=int, default=1)
@@ -72,20 +78,8 @@ def main(argv=None):
         action="store_true",
         help="final scores of chosen variants: train on all of train, probe the test split",
     )
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--kmeans-inits", type=int, default=100)
-    p.add_argument("--probe-epochs", type=int, default=30)
-    p.add_argument("--runs-dir", default="runs/sweep")
     p.add_argument("--scores-dir", help="per-run scores (default: scores/ beside the output)")
     p.add_argument("--output", help="default results/sweep_DATASET.md")
-    p.add_argument("--any-cpu", action="store_true", help=ANY_CPU_HELP)
-    p.add_argument(
-        "--from-store",
-        action="store_true",
-        help="train nothing: write the tables from the stored scores of the planned runs, whatever path made them",
-    )
-    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     args = p.parse_args(argv)
     if args.test:
         args.validation_split = 0.0
@@ -157,7 +151,7 @@ def main(argv=None):
 def write_tables(scores, variants, args, argv, output):
     """Write the sweep's table from the runs scored so far (after every run, so a long sweep shows its
     progress); returns it as Markdown."""
-    from softvq_tf.experiments import tables
+    from softvq_tf.experiments import table_files, tables
     from softvq_tf.experiments.scoring import code_row_name, with_code_rows
     from softvq_tf.training import rundir
 
@@ -178,7 +172,7 @@ def write_tables(scores, variants, args, argv, output):
     if args.test:
         # The final table: every probe, training time, and each row minus the soft VQ-VAE with its interval.
         by_identity = tables.summarize(scores)
-        tables.write_tables(by_identity, scores, os.path.splitext(output)[0], header)
+        table_files.write_tables(by_identity, scores, os.path.splitext(output)[0], header)
         return tables.to_markdown(by_identity, tables.common_variant(scores))
     summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}
     rows = []

@@ -11,6 +11,7 @@ import math
 import keras
 import numpy as np
 
+from softvq_tf.layers import registry
 from softvq_tf.training.data import preprocess
 
 
@@ -32,7 +33,7 @@ def token_scores(model, config, images, batch_size=500):
     bottleneck = model.bottleneck
     usual, hard, counts, positions = 0.0, 0.0, None, None
     has_tokens = hasattr(bottleneck, "tokens")
-    decodes_tokens = hasattr(bottleneck, "codewords") and config.bottleneck == "soft_vq"
+    decodes_tokens = hasattr(bottleneck, "codewords") and registry.get(config.bottleneck).soft_tokens
     for start in range(0, len(images), batch_size):
         x = preprocess(images[start : start + batch_size], config.pixel_max, config.pixel_offset)
         x_np = keras.ops.convert_to_numpy(x)

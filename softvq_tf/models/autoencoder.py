@@ -73,7 +73,7 @@ class Autoencoder(QuantizerTrainStep, keras.Model):
         target = x if y is None else y
         reconstruction = self.reconstruction_term(target, y_pred)
         self.reconstruction_loss.update_state(reconstruction)
-        objective = getattr(self.bottleneck, "reconstruction_objective", "normalised_mse")
+        objective = self.bottleneck.reconstruction_objective
         if objective == "log_sum_squared_error":
             reconstruction = self.log_sum_squared_error(target, y_pred)
         self.update_deferred_metrics()  # JAX: the layer's metrics, in this scope that maps them

@@ -61,7 +61,7 @@ class QuantizerTrainStep:
         return super().compute_loss(*args, **kwargs)
 
     def _maintained(self):
-        return [b for b in _bottlenecks(self) if getattr(b, "maintains_codebook", False)]
+        return [b for b in _bottlenecks(self) if b.maintains_codebook]
 
     def train_step(self, *args):
         """Keras's step, then the codebook upkeep after the optimizer step, outside the tape.

@@ -6,7 +6,7 @@ import typing
 import warnings
 from argparse import SUPPRESS, Action
 
-from softvq_tf.training.config import FIELDS, epoch_length, resolve_config
+from softvq_tf.training.config import APPLIES_TO, FIELDS, epoch_length, resolve_config
 from softvq_tf.training.errors import ArgumentParser, console_entry
 
 # Flags renamed since 0.1: old -> new.
@@ -22,7 +22,7 @@ class DeprecatedFlag(Action):
         self.new_flag = new_flag
 
     def __call__(self, parser, namespace, values, option_string=None):
-        message = f"{option_string} is deprecated and will be removed; use {self.new_flag}"
+        message = f"{option_string} is deprecated and will be removed in 1.0; use {self.new_flag}"
         warnings.warn(message, DeprecationWarning, stacklevel=2)
         print(f"warning: {message}", file=sys.stderr)
         setattr(namespace, self.dest, values)
@@ -33,14 +33,14 @@ def train_parser():
     run's manners.
     """
     p = ArgumentParser(
-        description="Train an autoencoder with one of six bottlenecks; defaults come from the paper's "
+        description="Train an autoencoder with one of the bottlenecks; defaults come from the paper's "
         "preset for --dataset.",
     )
     for name, field in FIELDS.items():
         meta = field.metadata
         if not meta.get("flag"):
             continue
-        help_text = meta["help"] + (f" ({', '.join(meta['applies_to'])})" if meta.get("applies_to") else "")
+        help_text = meta["help"] + (f" ({', '.join(APPLIES_TO[name])})" if name in APPLIES_TO else "")
         kwargs = dict(dest=name, help=help_text)
         if name in ("dataset", "bottleneck"):
             kwargs["default"] = field.default

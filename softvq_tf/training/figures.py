@@ -6,6 +6,7 @@ Each is a PNG written through ``rundir.save_figure`` (temporary name, then renam
 import numpy as np
 import tensorflow as tf
 
+from softvq_tf.layers import registry
 from softvq_tf.training import rundir
 from softvq_tf.training.data import preprocess
 
@@ -37,7 +38,7 @@ def codebook_usage(model, images, config, batch_size=1000):
         probs = model.bottleneck.assignment_probabilities(z_e, head).numpy()
         probs = probs.reshape(-1, probs.shape[-1])  # [B, K], or every position of a grid of codes
         top.append(probs.argmax(1))
-        if config.bottleneck == "soft_vq":
+        if registry.get(config.bottleneck).soft_tokens:
             sigmas.append(np.exp(head.numpy().astype(np.float64).reshape(probs.shape)))
             entropy = -(probs * np.log(np.maximum(probs, 1e-30))).sum(1)
             perplexities.append(np.exp(entropy))

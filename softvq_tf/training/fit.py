@@ -3,7 +3,7 @@
 ``train(config)`` is what ``train.py`` calls: it resolves the strategy, loads
 the data, builds and fits the model with Keras callbacks (progress bar,
 TensorBoard, checkpoints, BackupAndRestore, NaN guard), then writes the run
-directory (see ``softvq_tf.rundir``). Running the same command again after a
+directory (see ``softvq_tf.training.rundir``). Running the same command again after a
 kill resumes from the last backup.
 """
 
@@ -11,9 +11,7 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
-import json
 import os
-import platform
 import shutil
 import time
 
@@ -21,77 +19,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from softvq_tf import compat
 from softvq_tf.layers import make_bottleneck
 from softvq_tf.models import Autoencoder, FusedAdam
 from softvq_tf.models.networks import start_output_at_data_mean
-from softvq_tf.options import QUANTIZERS
-from softvq_tf.training import figures, rundir, runtime
+from softvq_tf.training import figures, rundir
 from softvq_tf.training.backup import AtomicBackupAndRestore, agree_on_epoch
 from softvq_tf.training.config import RunConfig, epoch_length, identity_changes, layer_options
 from softvq_tf.training.data import load_splits, preprocess
 from softvq_tf.training.errors import TrainingError, UsageError
 from softvq_tf.training.export import export_encoder
-
-
-def set_op_determinism(enabled):
-    """TensorFlow's op determinism, for runs without XLA.
-
-    Keras silently drops ``jit_compile`` when op determinism is on, so an XLA
-    run turns it off. XLA on CPU is bit-reproducible in practice: the same
-    command twice gives the same weights digest, and a run killed and resumed
-    matches an uninterrupted one (tests/test_distribute.py, on the XLA path).
-    """
-    if enabled:
-        tf.config.experimental.enable_op_determinism()
-    else:
-        compat.disable_op_determinism()
-
-
-COLLECTIVE_TIMEOUT_SECONDS = 600  # far above a step, XLA's first compile included
-
-
-def make_strategy(mode):
-    """``auto``: MirroredStrategy over several GPUs, else the default strategy.
-
-    ``mirrored`` mirrors over every GPU, or every logical CPU device when there
-    is no GPU (useful for tests); ``multi_worker`` reads ``TF_CONFIG``.
-    """
-    if mode == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise UsageError(
-                "--distribute multi_worker needs TF_CONFIG (cluster and task) in the environment; "
-                "see docs/guide/scaling.md"
-            )
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except ValueError:
-            raise UsageError("TF_CONFIG is not valid JSON") from None
-        # A collective that waits longer than this for a peer fails, so a worker that loses its peer exits
-        # instead of hanging (on loopback a dead peer's closed socket ends it at once).
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
-        with runtime.quietly():  # starts the runtime: its C++ start-up log, as in runtime.start_tensorflow
-            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    gpus = tf.config.list_logical_devices("GPU")
-    if mode == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy([d.name for d in gpus])
-        # CPU replicas share host memory: reduce on one device rather than with collectives.
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    if mode == "auto" and len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy):
-    """Only the chief writes the run directory (multi-worker: task 0 of ``worker``, or ``chief``)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
-    )
+from softvq_tf.training.strategy import (
+    PEER_LOST,
+    execution_path,
+    is_chief,
+    make_strategy,
+    set_op_determinism,
+    task_name,
+    use_xla,
+)
 
 
 def make_dataset(images, config, seed, start_step=0):
@@ -135,7 +80,7 @@ def build_model(config, data_variance, mean_image=None):
 
     ``mean_image``: the preprocessed training images' mean, for ``--output-bias data_mean``.
     """
-    bottleneck = make_bottleneck(config.bottleneck, **layer_options(config), seed=config.seed)
+    bottleneck = make_bottleneck(config.bottleneck, **layer_options(config), seed=config.seed, name="bottleneck")
     model = Autoencoder(
         config.network,
         config.image_shape,
@@ -160,49 +105,6 @@ class TrainResult:
     history: dict
     weights_digest: str
     execution: dict
-
-
-def execution_path(xla, strategy, steps_per_execution):
-    """How a run is executed, where that changes its final weights (not what it computes: see ``run_identity``).
-
-    Runs with the same identity and seed reach bit-identical weights only on
-    the same path: XLA fuses and reorders floating-point work, a mirrored
-    batch is summed over replicas in another order, several steps per graph
-    call compile to another program, and other TensorFlow or Keras releases
-    may change kernels, as may another CPU's instruction set. Patch releases
-    are assumed to keep them.
-    """
-    return {
-        "xla": bool(xla),
-        "replicas": int(strategy.num_replicas_in_sync),
-        "steps_per_execution": steps_per_execution,
-        "tensorflow": ".".join(tf.__version__.split(".")[:2]),
-        "keras": ".".join(keras.__version__.split(".")[:2]),
-        "cpu_features": cpu_features(),
-    }
-
-
-# Instruction-set extensions that XLA's and oneDNN's CPU kernels choose their code by.
-KERNEL_CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-
-
-def cpu_features():
-    """The ``KERNEL_CPU_FEATURES`` this CPU has (Linux), else the machine name: kernels differ across them."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    found = [name for name in KERNEL_CPU_FEATURES if name in flags]
-    return f"{platform.machine()}: {' '.join(found)}".strip()
-
-
-def planned_execution(config):
-    """The ``execution_path`` that ``train(config)`` would take on this machine (None: cannot tell before it starts)."""
-    if config.distribute == "multi_worker":
-        return None
-    strategy = make_strategy(config.distribute)
-    return execution_path(use_xla(config, strategy), strategy, config.steps_per_execution)
 
 
 def weights_digest(model):
@@ -260,24 +162,6 @@ def _prepare_run_dir(config):
     rundir.write_atomic(config_path, config.to_json() + "\n")
 
 
-def use_xla(config, strategy):
-    """``--jit-compile`` if given; by default XLA only where it measured fastest (results/benchmarks.md).
-
-    That is the float32 MLP on a single replica. XLA's CPU code ran the CNN's
-    convolutions at a fifth of the speed of TensorFlow's own kernels, and the
-    bfloat16 MLP below the float32 one.
-    """
-    if config.jit_compile is not None:
-        return config.jit_compile
-    distributed = isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
-    return (
-        not distributed
-        and strategy.num_replicas_in_sync == 1
-        and config.network == "mlp"
-        and config.precision == "float32"
-    )
-
-
 def _start_session(config):
     """Seed everything, set the precision policy, XLA or op determinism; returns ``(strategy, xla)``."""
     keras.utils.set_random_seed(config.seed)
@@ -330,6 +214,27 @@ def read_epoch_log(path):
     return {name: [rows[e].get(name, float("nan")) for e in sorted(rows)] for name in names}
 
 
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    """Where one training run stands, computed once before ``model.fit``: its strategy, data, schedule and folders."""
+
+    config: RunConfig
+    strategy: tf.distribute.Strategy
+    xla: bool
+    chief: bool  # only the chief writes the run directory
+    task: str  # ``worker-N`` in a multi-worker job, else None
+    splits: object  # the data set's ``Splits``
+    steps_per_epoch: int
+    backup_dir: str
+    # Every worker writes its outputs (calls into the model may need all workers' collectives); the others
+    # write into a folder of their own beside the chief's files, removed when they are done or restarted.
+    work_dir: str
+
+    @property
+    def epochs(self):
+        return self.config.steps // self.steps_per_epoch
+
+
 def train(config: RunConfig, verbose=1, log=print, splits=None):
     """Train, then (on the chief) write the complete run directory; returns a ``TrainResult``.
 
@@ -339,49 +244,42 @@ def train(config: RunConfig, verbose=1, log=print, splits=None):
     chief = is_chief(strategy)
     # One writer per run directory: the chief holds its lock from before the first write to the last.
     with rundir.RunLock(config.run_dir) if chief else contextlib.nullcontext():
-        return _train(config, strategy, xla, chief, verbose, log, splits)
-
-
-def _train(config, strategy, xla, chief, verbose, log, splits):
-    if splits is None:
-        splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed across seeds
-    steps_per_epoch = epoch_length(config, len(splits.x_train))
-    epochs = config.steps // steps_per_epoch
-    if chief:
-        _prepare_run_dir(config)
-    task = _task_name(strategy)
-    backup_dir = os.path.join(config.run_dir, "backup", *([task] if task else []))
-    # Every worker writes its outputs (calls into the model may need all workers' collectives); the others
-    # write into a folder of their own beside the chief's files, removed when they are done or restarted.
-    work_dir = config.run_dir if chief else os.path.join(config.run_dir, f".{task}")
-    if not chief:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        os.makedirs(work_dir)
-    try:
-        return _fit_and_write(
-            config, strategy, xla, chief, verbose, log, splits, steps_per_epoch, epochs, backup_dir, work_dir
+        if splits is None:
+            splits = load_splits(config.dataset, config.data_dir, config.validation_split)  # holdout fixed
+        task = task_name(strategy)
+        run = RunState(
+            config=config,
+            strategy=strategy,
+            xla=xla,
+            chief=chief,
+            task=task,
+            splits=splits,
+            steps_per_epoch=epoch_length(config, len(splits.x_train)),
+            backup_dir=os.path.join(config.run_dir, "backup", *([task] if task else [])),
+            work_dir=config.run_dir if chief else os.path.join(config.run_dir, f".{task}"),
         )
-    finally:
-        if not chief:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        if chief:
+            _prepare_run_dir(config)
+        else:
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+            os.makedirs(run.work_dir)
+        try:
+            return _fit_and_write(run, verbose, log)
+        finally:
+            if not chief:
+                shutil.rmtree(run.work_dir, ignore_errors=True)
 
 
-def _task_name(strategy):
-    """``worker-N`` (or ``chief-0``) for a worker of a multi-worker job, None on one machine."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    multi = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy)
-    return f"{resolver.task_type}-{resolver.task_id}" if multi and resolver and resolver.task_type else None
-
-
-def _fit_and_write(config, strategy, xla, chief, verbose, log, splits, steps_per_epoch, epochs, backup_dir, work_dir):
+def _fit_and_write(run, verbose, log):
+    config, strategy, splits = run.config, run.strategy, run.splits
     images = preprocess(splits.x_train, config.pixel_max, config.pixel_offset).numpy()
     data_variance = float(np.var(images))
     mean_image = images.mean(axis=0) if config.output_bias == "data_mean" else None
     del images
     log(
         f"softvq_tf: {config.dataset} ({len(splits.x_train)} train / {len(splits.x_eval)} test), "
-        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if xla else ''}, "
-        f"{epochs} x {steps_per_epoch} steps -> {config.run_dir}"
+        f"{config.bottleneck}, {strategy.num_replicas_in_sync} replica(s){', XLA' if run.xla else ''}, "
+        f"{run.epochs} x {run.steps_per_epoch} steps -> {config.run_dir}"
     )
 
     with strategy.scope():
@@ -389,37 +287,37 @@ def _fit_and_write(config, strategy, xla, chief, verbose, log, splits, steps_per
         model.compile(
             optimizer=FusedAdam(config.lr, epsilon=config.adam_epsilon),
             steps_per_execution=config.steps_per_execution,
-            jit_compile=xla,
+            jit_compile=run.xla,
         )
         model(tf.zeros([1, *config.image_shape]))  # build the weights so a backup can be restored into them
-        backup = AtomicBackupAndRestore(backup_dir, log=log)
-        agreed = agree_on_epoch(strategy, backup_dir, log) if _task_name(strategy) else None
-        done = backup.restore(model, agreed) * steps_per_epoch  # optimizer slots, if built here, are mirrored too
+        backup = AtomicBackupAndRestore(run.backup_dir, log=log)
+        agreed = agree_on_epoch(strategy, run.backup_dir, log) if run.task else None
+        done = backup.restore(model, agreed) * run.steps_per_epoch  # optimizer slots, if built here, are mirrored too
     nan_guard = NaNGuard()
-    nan_guard.steps_per_epoch = steps_per_epoch
+    nan_guard.steps_per_epoch = run.steps_per_epoch
     if done:
-        log(f"resuming from the backup in {backup_dir} at step {done}")
+        log(f"resuming from the backup in {run.backup_dir} at step {done}")
     start = time.time()
-    if not done and getattr(model.bottleneck, "needs_codebook_init", lambda: False)():
+    if not done and model.bottleneck.needs_codebook_init():
         _kmeans_init_codebook(model, splits.x_train, config, log)
     try:
         model.fit(
             make_dataset(splits.x_train, config, config.seed, start_step=done),
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=_callbacks(work_dir, chief, nan_guard, backup),
+            epochs=run.epochs,
+            steps_per_epoch=run.steps_per_epoch,
+            callbacks=_callbacks(run.work_dir, run.chief, nan_guard, backup),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles, seeded
         )
     except PEER_LOST as error:
-        if not _task_name(strategy):
+        if not run.task:
             raise
         raise TrainingError(
             f"lost contact with another worker ({type(error).__name__}); start every worker again with the same "
-            f"command: each resumes from its backup in {os.path.dirname(backup_dir)}"
+            f"command: each resumes from its backup in {os.path.dirname(run.backup_dir)}"
         ) from None
     seconds = time.time() - start
-    execution = execution_path(xla, strategy, config.steps_per_execution)
+    execution = execution_path(run.xla, strategy, config.steps_per_execution)
     if nan_guard.bad_step is not None:
         raise TrainingError(
             f"loss became NaN or inf at step {nan_guard.bad_step}; training stopped, the last good weights are in "
@@ -428,16 +326,13 @@ def _fit_and_write(config, strategy, xla, chief, verbose, log, splits, steps_per
         )
     digest = weights_digest(model)
     log(f"final weights sha256: {digest}")
-    history = read_epoch_log(os.path.join(work_dir, "epochs.csv"))
-    _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, execution, work_dir)
-    if chief and _task_name(strategy):
+    history = read_epoch_log(os.path.join(run.work_dir, "epochs.csv"))
+    _write_outputs(model, run, history, seconds, digest, execution)
+    if run.chief and run.task:
         with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(backup_dir))  # the workers' backup folders are gone once each finished
+            os.rmdir(os.path.dirname(run.backup_dir))  # the workers' backup folders are gone once each finished
     return TrainResult(config.run_dir, model, strategy, history, digest, execution)
 
-
-# What a collective raises when a peer worker died or stopped answering.
-PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
 
 KMEANS_CODES_PER_CODEWORD = 16
 
@@ -456,7 +351,8 @@ def _kmeans_init_codebook(model, images, config, log):
     log(f"codebook initialised by k-means on {sum(len(c) for c in codes)} codes of the first {batches} batches")
 
 
-def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, digest, execution, path):
+def _write_outputs(model, run, history, seconds, digest, execution):
+    config, splits, path = run.config, run.splits, run.work_dir
     rundir.write_json(
         os.path.join(path, "history.json"),
         {
@@ -465,13 +361,13 @@ def _write_outputs(model, config, splits, history, seconds, steps_per_epoch, dig
             "weights_sha256": digest,
             "execution": execution,
             "steps": config.steps,
-            "steps_per_epoch": steps_per_epoch,
+            "steps_per_epoch": run.steps_per_epoch,
             "data_variance": model.data_variance,
             "config": dataclasses.asdict(config),
         },
     )
     figures.save_reconstructions(model, splits.x_eval, config, os.path.join(path, "reconstructions.png"))
-    if config.bottleneck in QUANTIZERS:
+    if hasattr(model.bottleneck, "assignment_probabilities"):  # the codebook quantizers
         figures.save_codebook_usage(model, splits.x_eval, config, history, os.path.join(path, "codebook.png"))
     with rundir.atomic_path(os.path.join(path, "autoencoder.keras")) as tmp:
         model.save(tmp)

@@ -14,12 +14,9 @@ retracing notices); real failures still raise. ``--verbose`` or
 
 It also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it) for
 scikit-learn's OpenMP threads (k-means, t-SNE; TensorFlow uses none): by
-default they spin while they wait for each other, and with anything else on
-the machine (TensorFlow's threads, a training beside it, the other test worker)
-the spinning starves the thread they wait for. Measured on 2 cores beside a
-training: k-means (10 restarts, 10,000 x 64) 3.0-13.4 s against 0.6-1.0 s, and
-t-SNE of 2,000 points 36-40 s against 9.2 s; on the idle machine t-SNE took
-5.2 s spinning and 5.4 s passive. The results do not change (the same k-means inertia).
+default they spin while they wait for each other, which starves the thread
+they wait for whenever anything else shares the cores; the results do not
+change (measurements in results/benchmarks.md).
 """
 
 import contextlib

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from softvq_tf.layers import VectorQuantizer, make_bottleneck
+from softvq_tf.layers.registry import applicable
 from softvq_tf.models import Autoencoder, FusedAdam, QuantizerModel
 
 NAMES = ["ae", "vae", "info_dropout", "vq", "soft_vq", "fsq", "sqvae"]
@@ -18,7 +19,7 @@ def _numpy(x):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_bottleneck_round_trips_its_config_and_weights(name):
-    layer = make_bottleneck(name, num_codewords=8, seed=3)
+    layer = make_bottleneck(name, **applicable(name, {"num_codewords": 8}), seed=3)
     z_e = np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype(np.float32)
     head = np.zeros((2, 3, 3, layer.head_units(4)), np.float32) if layer.head_units(4) else None
     expected = _numpy(layer(z_e, head))

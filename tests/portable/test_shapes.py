@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from softvq_tf.layers import make_bottleneck
+from softvq_tf.layers.registry import applicable
 from tests.portable.backend_grads import call_with_gradients
 
 D, K = 4, 6
@@ -25,7 +26,8 @@ SETTINGS = {
 
 def _layer(name):
     settings = dict(SETTINGS.get(name, {"name": name}))
-    return make_bottleneck(settings.pop("name"), num_codewords=K, fsq_levels=(3, 2), seed=1, **settings)
+    name = settings.pop("name")
+    return make_bottleneck(name, **applicable(name, {"num_codewords": K, "fsq_levels": (3, 2), **settings}), seed=1)
 
 
 def _inputs(layer, leading, seed=0):
