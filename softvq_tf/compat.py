@@ -35,6 +35,17 @@ def unmapped_in_stateless_scope(variable):
     return scope is not None and scope.get_current_value(variable) is None
 
 
+def in_stateless_scope():
+    """Whether the code runs inside a ``keras.StatelessScope`` (JAX's stateless training step, ``stateless_call``).
+
+    Keras 3.15 exports the scope but not this query; the codebook upkeep needs
+    it to refuse what a stateless call cannot return (a trainable variable's assignment).
+    """
+    from keras.src.backend.common.stateless_scope import in_stateless_scope as query
+
+    return query()
+
+
 def in_multi_worker_mode(strategy):
     """Whether a ``MultiWorkerMirroredStrategy`` really spans several workers.
 

@@ -131,12 +131,27 @@ class Bottleneck(keras.layers.Layer):
         ``update_deferred_metrics`` applies such updates from a scope that does.
         """
         if compat.unmapped_in_stateless_scope(metric.variables[0]):
-            self._deferred.pending.append((metric, values))
+            # Constant values: they are applied outside the gradient computation that made them.
+            self._deferred.pending.append((metric, tuple(ops.stop_gradient(ops.convert_to_tensor(v)) for v in values)))
         else:
             metric.update_state(*values)
 
+    @property
+    def metrics(self):
+        # Keras's JAX trainer reads every layer's metrics inside the scope that maps their variables
+        # (compute_metrics, in any keras.Model): the updates this layer's forward pass deferred land there.
+        pending = self._deferred.pending
+        if (
+            pending
+            and compat.in_stateless_scope()
+            and not compat.unmapped_in_stateless_scope(pending[0][0].variables[0])
+        ):
+            self.update_deferred_metrics()
+        return super().metrics
+
     def update_deferred_metrics(self):
-        """Apply the metric updates deferred by the last JAX stateless call (``Autoencoder.compute_loss`` does)."""
+        """Apply the metric updates deferred by the last JAX stateless call (``QuantizerModel.compute_loss`` and,
+        in any model, Keras's ``compute_metrics`` do)."""
         pending, self._deferred.pending = self._deferred.pending, []
         for metric, values in pending:
             metric.update_state(*values)

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from softvq_tf import compat
 from softvq_tf.layers.metrics import most_probable_one_hot
 from softvq_tf.layers.replicas import all_replicas, replicas_in_sync
 
@@ -33,19 +34,23 @@ class CodebookUpkeep:
     """The EMA update, k-means initialisation and dead-codeword restarts of one quantizer's codebook.
 
     The quantizer layer owns the variables (``build`` creates them with its
-    ``add_weight``, so they save, reload and distribute with the layer). The
-    contract with the training step:
+    ``add_weight``, so they save, reload and distribute with the layer). Where
+    the upkeep runs:
 
     1. a training call of the layer passes its codes to ``record``;
-    2. after the optimizer step, outside the gradient tape, the training step
-       calls the layer's ``update_codebook``, which calls ``apply``. (Under
-       MirroredStrategy a variable assigned inside the tape loses its gradient
-       on the first replica.) ``record`` keeps the codes per thread, because
-       MirroredStrategy runs each replica's step in its own thread. On JAX,
-       whose train step is a pure function, ``Autoencoder`` runs ``apply``
-       on the step's new state inside the same compiled step.
-    3. before step 1, the training loop calls ``initialize`` with codes of the
-       untrained encoder while ``needs_initialization()``.
+    2. in any Keras model, the same call then applies the upkeep (``apply_in_call``),
+       as Sonnet's EMA quantizer and Keras's ``BatchNormalization`` update their
+       state: on TensorFlow and PyTorch in place, on JAX into the non-trainable
+       state that ``stateless_call`` returns;
+    3. inside ``QuantizerModel``'s (and ``Autoencoder``'s) training step, which sets
+       ``by_step`` while it runs, the call only records, and the step calls the
+       layer's ``update_codebook`` (``apply``) after the optimizer step, outside
+       the gradient tape: under MirroredStrategy a variable assigned inside the
+       tape loses its gradient on the first replica, and it is the order the
+       committed runs were trained in. ``record`` keeps the codes per thread,
+       because MirroredStrategy runs each replica's step in its own thread.
+    4. before step 1, ``initialize`` sets a ``kmeans_init`` codebook from codes of
+       the untrained encoder; a training call before it is refused.
 
     Args:
         layer: the quantizer layer (its ``codebook`` weight, metrics and seed generator).
@@ -64,6 +69,10 @@ class CodebookUpkeep:
         self.kmeans_init = kmeans_init
         self.dead_code_steps = dead_code_steps
         self._pending = threading.local()
+        # Set by QuantizerTrainStep while its step runs (read when a call is traced): the step applies the upkeep.
+        self.by_step = False
+        # Whether the k-means start happened, kept in Python so that a traced call can refuse to train without it.
+        self.initialized = not kmeans_init
 
     @property
     def active(self):
@@ -97,6 +106,21 @@ class CodebookUpkeep:
     def record(self, z_e, probs):
         """Keep one training call's codes ``z_e [N, d]`` and assignments ``probs [N, K]`` for ``apply``."""
         self._pending.codes = (ops.stop_gradient(z_e), ops.stop_gradient(probs))
+
+    def apply_in_call(self):
+        """Apply the upkeep inside the training call that recorded the codes (no ``QuantizerModel`` around it).
+
+        A trainable codebook's restarts cannot be written from inside JAX's
+        ``stateless_call``, which returns only non-trainable state: refused in one line.
+        """
+        trainable_restarts = self.dead_code_steps and self.layer.codebook.trainable
+        if trainable_restarts and keras.backend.backend() == "jax" and compat.in_stateless_scope():
+            raise ValueError(
+                f"{type(self.layer).__name__}(dead_code_steps={self.dead_code_steps}) cannot restart its trainable "
+                "codebook from inside a JAX training step; train it in a softvq_tf.QuantizerModel, or call "
+                "layer.update_codebook() after each optimizer step of your own loop, or use ema_decay"
+            )
+        self.apply()
 
     def apply(self):
         """Apply the EMA update and the dead-codeword restarts for the recorded codes (once)."""
@@ -163,6 +187,15 @@ class CodebookUpkeep:
         """True while a ``kmeans_init`` codebook still waits for its k-means initialisation."""
         return self.kmeans_init and float(keras.ops.convert_to_numpy(self.layer.codebook_initialized)) == 0.0
 
+    def check_initialized(self):
+        """Refuse a training call of a ``kmeans_init`` codebook that has had no k-means start, naming the fix."""
+        if not self.initialized:
+            raise ValueError(
+                f"{type(self.layer).__name__}(kmeans_init=True) has no k-means start yet: call "
+                "layer.initialize_codebook(codes) before training, with codes [..., d] of the untrained encoder "
+                f"(at least K={self.num_codewords} positions)"
+            )
+
     def initialize(self, codes, seed=None):
         """Set the codebook to the k-means centres of ``codes [..., d]`` (at least K positions in all),
         deterministic under ``seed``.
@@ -191,3 +224,4 @@ class CodebookUpkeep:
                 variable.assign(ops.zeros(variable.shape, variable.dtype))
         if self.kmeans_init:
             layer.codebook_initialized.assign(1.0)
+        self.initialized = True

@@ -116,31 +116,32 @@ class _Quantizer(Bottleneck):
         )
         self.upkeep.build(latent_dim)
 
-    def distances(self, z):
-        """Squared distances ``||z - e_k||^2``, ``[..., K]``."""
-        return squared_distances(z, self.codebook)
+    def distances(self, z, codebook=None):
+        """Squared distances ``||z - e_k||^2``, ``[..., K]`` (to ``codebook`` if given, else the layer's)."""
+        return squared_distances(z, self.codebook if codebook is None else codebook)
 
-    def nearest_codeword_indices(self, z):
+    def nearest_codeword_indices(self, z, codebook=None):
         """``argmin_k ||z - e_k||^2``, ``[...]``: the token of each position."""
-        return nearest_codewords(z, self.codebook)
+        return nearest_codewords(z, self.codebook if codebook is None else codebook)
 
-    def _quantize(self, z_e, head, training):
-        """Return ``(z_q [N, d], assignment probabilities [N, K])`` for rows ``z_e [N, d]``, ``head [N, h]``."""
+    def _quantize(self, z_e, head, training, codebook):
+        """Return ``(z_q [N, d], assignment probabilities [N, K])`` for rows ``z_e [N, d]``, ``head [N, h]``,
+        read against ``codebook [d, K]``."""
         raise NotImplementedError
 
     def assignment_probabilities(self, z_e, head=None):
         """How each code is assigned to the codewords, ``[..., K]`` (one-hot for the hard quantizer; no noise)."""
         z_e, head = self._float32(z_e, head)
-        probs = self._quantize(as_rows(z_e), None if head is None else as_rows(head), training=False)[1]
+        probs = self._quantize(as_rows(z_e), None if head is None else as_rows(head), False, self.codebook)[1]
         return leading_shape_of(probs, z_e, self.num_codewords)
 
     def tokens(self, z_e, head=None):
         """Each position's token ``[...]``: its nearest codeword (hard VQ), its most probable one (soft VQ)."""
         return ops.argmax(self.assignment_probabilities(z_e, head), axis=-1)
 
-    def codewords(self, tokens):
+    def codewords(self, tokens, codebook=None):
         """The codewords of ``tokens [...]``, ``[..., d]``: the decoder input of a hard token grid."""
-        return codebook_rows(self.codebook, tokens)
+        return codebook_rows(self.codebook if codebook is None else codebook, tokens)
 
     # The codebook upkeep's side of the training loop (see CodebookUpkeep).
     @property
@@ -165,7 +166,15 @@ class _Quantizer(Bottleneck):
         z_e, head = self._float32(z_e, head)
         shaped_like = z_e
         z_e, head = as_rows(z_e), None if head is None else as_rows(head)  # [N, d], [N, h]
-        z_q, probs = self._quantize(z_e, head, training)
+        if training and self.kmeans_init:
+            self.upkeep.check_initialized()
+        upkeep_in_call = bool(training) and self.maintains_codebook and not self.upkeep.by_step
+        codebook = self.codebook
+        if upkeep_in_call and keras.backend.backend() == "torch":
+            # This call assigns the codebook in place before backward runs: the forward reads a copy, which
+            # autograd keeps (and through which a trainable codebook still gets its gradient).
+            codebook = ops.copy(self.codebook.value)
+        z_q, probs = self._quantize(z_e, head, training, codebook)
         # Eq. (27), reduced as in the notebooks (see mean_squared_error): the
         # codebook term moves z_q towards sg(z_e); the commitment term moves
         # z_e towards sg(z_q). An EMA codebook needs no codebook term.
@@ -176,7 +185,14 @@ class _Quantizer(Bottleneck):
         self.update_metric(self.codewords_in_use, probs)
         if training and self.maintains_codebook:
             self.upkeep.record(z_e, probs)
+            if upkeep_in_call:
+                self.upkeep.apply_in_call()
         return leading_shape_of(self._decoder_input(z_e, z_q), shaped_like)
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if self.kmeans_init:  # a reloaded or resumed model whose codebook had its k-means start
+            self.upkeep.initialized = float(ops.convert_to_numpy(self.codebook_initialized)) == 1.0
 
     def _decoder_input(self, z_e, z_q):
         """Straight-through estimator: forward value ``z_q``, the decoder's gradient copied to ``z_e``."""

@@ -54,9 +54,9 @@ class SoftVectorQuantizer(_Quantizer):
     def head_units(self, latent_dim):
         return self.num_codewords
 
-    def posterior(self, z, log_sigma):
+    def posterior(self, z, log_sigma, codebook=None):
         """Posterior codeword probabilities ``p [..., K]`` for codes ``z [..., d]`` and ``log_sigma [..., K]``."""
-        distances = ops.maximum(self.distances(z), 0.0)  # [..., K]; the expansion can dip below 0
+        distances = ops.maximum(self.distances(z, codebook), 0.0)  # [..., K]; the expansion can dip below 0
         log_sigma = ops.cast(log_sigma, "float32")
         # 0.5 * D / sigma^2 = 0.5 * exp(log D - 2 s); capping the exponent keeps
         # it finite for any finite input (exp(80) ~ 5.5e34 fits in float32).
@@ -64,14 +64,14 @@ class SoftVectorQuantizer(_Quantizer):
         norm = log_sigma if self.likelihood == "original" else -float(z.shape[-1]) * log_sigma
         return ops.softmax(-0.5 * scaled + norm, axis=-1)
 
-    def _quantize(self, z_e, head, training):
+    def _quantize(self, z_e, head, training, codebook):
         z_noisy = z_e
         if training and self.noise_std > 0:
             z_noisy = z_e + self.noise_std * keras.random.normal(
                 ops.shape(z_e), dtype=z_e.dtype, seed=self.seed_generator
             )
-        probs = self.posterior(z_noisy, head)  # [N, K]
-        z_q = ops.matmul(probs, ops.transpose(ops.cast(self.codebook, "float32")))  # [N, d]
+        probs = self.posterior(z_noisy, head, codebook)  # [N, K]
+        z_q = ops.matmul(probs, ops.transpose(ops.cast(codebook, "float32")))  # [N, d]
         return z_q, probs
 
     def get_config(self):

@@ -32,9 +32,9 @@ class VectorQuantizer(_Quantizer):
         check_layer_options(gradient_estimator=gradient_estimator)
         self.gradient_estimator = gradient_estimator
 
-    def _quantize(self, z_e, head, training):
-        indices = self.nearest_codeword_indices(z_e)  # [N]
-        z_q = self.codewords(indices)  # [N, d]
+    def _quantize(self, z_e, head, training, codebook):
+        indices = self.nearest_codeword_indices(z_e, codebook)  # [N]
+        z_q = self.codewords(indices, codebook)  # [N, d]
         return z_q, ops.one_hot(indices, self.num_codewords, dtype=z_q.dtype)
 
     def _decoder_input(self, z_e, z_q):

@@ -4,25 +4,25 @@ The step lives in the mixin ``QuantizerTrainStep`` (``Autoencoder`` uses it):
 Keras turns a ``Model`` subclass built as ``Cls(inputs, outputs)`` into a
 functional class for good, so a subclassed model cannot share that class.
 
-Two things a bottleneck needs from the step that Keras's own ``fit`` does not do:
+In any Keras model a quantizer's training call keeps its own codebook (EMA,
+restarts), as Sonnet's EMA quantizer and ``BatchNormalization`` do. This step
+does two things better:
 
-- **The codebook upkeep** (EMA averages, dead-codeword restarts) runs after the
-  optimizer step, outside the gradient tape, from the codes of that step's
-  forward pass. On TensorFlow and PyTorch the step updates variables in place;
-  on JAX, whose step is a pure function of the state, the upkeep runs on the
-  optimizer step's new state in a ``keras.StatelessScope``, inside the same
-  compiled step, and its writes go into the returned state.
+- **The codebook upkeep after the optimizer step**, outside the gradient tape,
+  from the codes of that step's forward pass: under ``MirroredStrategy`` a
+  variable assigned inside the tape loses its gradient on the first replica,
+  a trainable codebook's restarts cannot be written from inside a JAX
+  ``stateless_call`` (which returns only non-trainable state), and it is the
+  order the committed runs were trained in. The step marks its quantizers
+  (``upkeep.by_step``) so that their calls only record. On TensorFlow and
+  PyTorch it updates variables in place; on JAX, whose step is a pure function
+  of the state, the upkeep runs on the optimizer step's new state in a
+  ``keras.StatelessScope``, inside the same compiled step, and its writes go
+  into the returned state.
 - **Metrics updated in a layer's call** (the VQ loss, perplexity, codewords in
   use): Keras's JAX trainer does not map them into the forward pass
   (keras-team/keras#21639), so the layers defer them and ``compute_loss``,
   whose scope maps every metric, applies them. Elsewhere nothing is deferred.
-
-Why after the optimizer step and not inside ``call``, as Sonnet's EMA
-quantizer does: it is the order the committed TensorFlow runs were trained in
-(their weights digests depend on it); under ``MirroredStrategy`` a variable
-assigned inside the tape loses its gradient on the first replica; and a
-trainable codebook's restarts cannot be written from inside a JAX
-``stateless_call``, which returns only non-trainable state.
 
 Use it as the base of a subclassed model, or build a functional one with it:
 ``QuantizerModel(inputs, outputs)``.
@@ -69,19 +69,25 @@ class QuantizerTrainStep:
         TensorFlow and PyTorch pass ``(data)`` and update variables in place;
         JAX passes ``(state, data)`` and returns the new state.
         """
-        if keras.backend.backend() == "jax":
-            return self._stateless_train_step(*args)
-        logs = super().train_step(*args)
-        for bottleneck in self._maintained():
+        maintained = self._maintained()
+        for bottleneck in maintained:  # their training calls record, this step applies (read when traced)
+            bottleneck.upkeep.by_step = True
+        try:
+            if keras.backend.backend() == "jax":
+                return self._stateless_train_step(maintained, *args)
+            logs = super().train_step(*args)
+        finally:
+            for bottleneck in maintained:
+                bottleneck.upkeep.by_step = False
+        for bottleneck in maintained:
             bottleneck.update_codebook()
         if keras.backend.backend() == "tensorflow":
             logs = compat.multi_worker_logs(logs)
         return logs
 
-    def _stateless_train_step(self, state, data):
+    def _stateless_train_step(self, maintained, state, data):
         """JAX: run the upkeep on the state the optimizer step returned, in a stateless scope."""
         logs, state = super().train_step(state, data)
-        maintained = self._maintained()
         if not maintained:
             return logs, state
         trainable, non_trainable, optimizer_variables, metrics = state
