@@ -46,6 +46,18 @@ def in_stateless_scope():
     return query()
 
 
+def mapped_in_stateless_scope(variable):
+    """Whether ``variable`` has a value in the current ``keras.StatelessScope`` (False outside any scope).
+
+    The twin of ``unmapped_in_stateless_scope``: a layer's deferred metric
+    updates can land in a scope that maps the metrics (Keras's ``compute_metrics``).
+    """
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    scope = get_stateless_scope()
+    return scope is not None and scope.get_current_value(variable) is not None
+
+
 def in_multi_worker_mode(strategy):
     """Whether a ``MultiWorkerMirroredStrategy`` really spans several workers.
 

@@ -141,11 +141,7 @@ class Bottleneck(keras.layers.Layer):
         # Keras's JAX trainer reads every layer's metrics inside the scope that maps their variables
         # (compute_metrics, in any keras.Model): the updates this layer's forward pass deferred land there.
         pending = self._deferred.pending
-        if (
-            pending
-            and compat.in_stateless_scope()
-            and not compat.unmapped_in_stateless_scope(pending[0][0].variables[0])
-        ):
+        if pending and compat.mapped_in_stateless_scope(pending[0][0].variables[0]):
             self.update_deferred_metrics()
         return super().metrics
 
