@@ -112,3 +112,9 @@ def test_the_readme_export_one_liner_loads_a_run_without_softvq_tf(digits_run, t
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("(4, 8)"), result.stdout  # the shared run's d = 8
+
+
+def test_the_site_home_page_shows_the_readme_quick_start_lines():
+    quick_start = re.search(r"## Quick start\n\n```\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    home = (ROOT / "docs" / "index.md").read_text()
+    assert len(quick_start.strip().splitlines()) == 2 and quick_start in home

@@ -60,8 +60,18 @@ class Bottleneck(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.seed = seed
-        self.regularizer_loss = keras.metrics.Mean(name="bottleneck_loss")
+        self.regularizer_loss = keras.metrics.Mean(name=self.metric_name("bottleneck_loss"))
         self._deferred = _DeferredMetricUpdates()
+        self._code_width = None  # d, once built
+
+    # The layer name under which a bottleneck logs its metrics without a prefix: the training
+    # application's (and make_bottleneck's default), so the stored runs' histories keep their keys.
+    PLAIN_METRICS_NAME = "bottleneck"
+
+    def metric_name(self, metric):
+        """The name this layer logs ``metric`` under: ``"{layer name}_{metric}"``, so that several bottlenecks in
+        one model keep their own; plain ``metric`` for the layer named ``"bottleneck"``."""
+        return metric if self.name == self.PLAIN_METRICS_NAME else f"{self.name}_{metric}"
 
     # The reconstruction term an ``Autoencoder`` minimises with this bottleneck (the SQ-VAE asks for another).
     reconstruction_objective = "normalised_mse"
@@ -87,14 +97,22 @@ class Bottleneck(keras.layers.Layer):
         return super().__call__(*args, **kwargs)
 
     def build(self, z_e_shape, head_shape=None):
-        self.check_shapes(z_e_shape, head_shape)
+        self.check_shapes(z_e_shape, head_shape, head_given=head_shape is not None)
+        self._code_width = z_e_shape[-1]
 
     def check_shapes(self, z_e_shape, head_shape=None, head_given=None):
-        """Refuse codes of rank < 2 and a head that does not fit ``z_e``, naming both shapes."""
+        """Refuse codes of rank < 2, a code width other than the built one, and a head that does not fit ``z_e``
+        (or is missing), naming the shapes."""
         z_e_shape = tuple(z_e_shape)
         name = type(self).__name__
         if len(z_e_shape) < 2:
             raise ValueError(f"{name} takes codes [..., d] of rank >= 2 (batch first), got z_e shape {z_e_shape}")
+        built_width = getattr(self, "_code_width", None)
+        if built_width is not None and z_e_shape[-1] is not None and z_e_shape[-1] != built_width:
+            raise ValueError(
+                f"{name} was built for codes [..., {built_width}], got z_e shape {_shape_text(z_e_shape)}; "
+                f"its code width d must stay {built_width}"
+            )
         units = self.head_units(z_e_shape[-1])
         if head_shape is None:
             if head_given is False and units:
@@ -186,9 +204,28 @@ class IdentityBottleneck(Bottleneck):
 
     Args:
         seed: unused (kept for a uniform constructor).
+        **kwargs: Keras layer arguments (``name``, ...).
 
-    Input ``z_e [..., d]``; output ``z_e`` in float32.
+    Call arguments:
+        z_e: the encoder's code ``[..., d]``.
+        head: must be None.
+        training: unused.
+
+    Returns:
+        ``z_e``, in float32.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from softvq_tf import IdentityBottleneck
+
+    z = IdentityBottleneck()(np.ones((4, 8), "float32"))  # the code itself, [4, 8]
+    ```
     """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
 
     def call(self, z_e, head=None, training=None):
         return self._float32(z_e, head)[0]

@@ -216,7 +216,8 @@ class CodebookUpkeep:
                 f"k-means initialisation needs at least K={self.num_codewords} codes [..., d], got shape {given}"
             )
         if not layer.built:
-            layer.build((None, codes.shape[1]))
+            units = layer.head_units(codes.shape[1])
+            layer.build((None, codes.shape[1]), (None, units) if units else None)
         kmeans = KMeans(self.num_codewords, n_init=1, random_state=layer.seed if seed is None else seed).fit(codes)
         layer.codebook.assign(kmeans.cluster_centers_.T.astype(np.float32))  # [d, K]
         if self.ema_decay is not None:

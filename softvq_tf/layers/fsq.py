@@ -31,21 +31,43 @@ class FiniteScalarQuantizer(Bottleneck):
             ``project_out``) starts it. Zero is one of the levels; when every code of a batch
             rounds to it (small ``z_e``, as conv_grid's at initialisation), a zero bias hands the
             decoder an all-zero input, where every ReLU's gradient is 0 and no weight ever moves.
-        **kwargs: ``seed`` (of the projections' Glorot-uniform initialisation) and the Keras layer arguments.
+        seed: seed of the projections' Glorot-uniform initialisation.
+        **kwargs: Keras layer arguments (``name``, ...).
 
-    Input ``z_e [..., d]`` (no head); output ``[..., d]``.
+    Call arguments:
+        z_e: the encoder's code ``[..., d]``.
+        head: must be None (FSQ takes no head).
+        training: unused (FSQ is deterministic).
+
+    Returns:
+        The decoder input ``[..., d]``, float32: the rounded code projected back, with the
+        straight-through gradient. ``codewords(tokens(z_e))`` equals it.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras.ops import convert_to_numpy
+    from softvq_tf import FiniteScalarQuantizer
+
+    fsq = FiniteScalarQuantizer(levels=(8, 5, 5), seed=0)  # 200 implicit codewords
+    z_e = np.random.default_rng(0).normal(size=(2, 7, 7, 16)).astype("float32")  # a 7 x 7 grid, d = 16
+    decoder_input = fsq(z_e)  # [2, 7, 7, 16]
+    tokens = fsq.tokens(z_e)  # [2, 7, 7], integers in [0, 200)
+    np.testing.assert_allclose(convert_to_numpy(fsq.codewords(tokens)), convert_to_numpy(decoder_input), atol=1e-6)
+    ```
     """
 
-    def __init__(self, levels=(8, 4, 4), project_out_bias="zeros", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, levels=(8, 4, 4), project_out_bias="zeros", seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
         if isinstance(levels, str):
             levels = parse_levels(levels)
         check_layer_options(levels=levels, project_out_bias=project_out_bias)
         self.levels = tuple(int(level) for level in levels)
         self.project_out_bias = project_out_bias
         self.num_codewords = int(np.prod(self.levels))
-        self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
-        self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
+        self.perplexity = CodebookPerplexity(self.num_codewords, name=self.metric_name("perplexity"))
+        self.codewords_in_use = CodewordsInUse(self.num_codewords, name=self.metric_name("codewords_in_use"))
 
     def build(self, z_e_shape, head_shape=None):
         super().build(z_e_shape, head_shape)
@@ -87,7 +109,17 @@ class FiniteScalarQuantizer(Bottleneck):
 
     def tokens(self, z_e, head=None):
         """Each position's index in the implicit codebook, ``[...]``."""
-        return self.code_indices(self.round_to_levels(self._project(z_e)))
+        return self.code_indices(self.round_to_levels(self._project(self._float32(z_e, head)[0])))
+
+    def codewords(self, tokens):
+        """The decoder input of ``tokens [...]``, ``[..., d]``: the inverse of ``tokens``, so that
+        ``codewords(tokens(z_e))`` is the inference output."""
+        levels = np.asarray(self.levels, np.int32)
+        basis = ops.convert_to_tensor(np.cumprod((1,) + self.levels[:-1]).astype(np.int32))
+        digits = ops.mod(ops.floor_divide(ops.expand_dims(ops.cast(tokens, "int32"), -1), basis), levels)  # [..., n]
+        half_width = self._half_width()
+        codes = (ops.cast(digits, "float32") - half_width) / half_width
+        return leading_shape_of(ops.matmul(as_rows(codes), self.project_out) + self.bias_out, codes)
 
     def code(self, z_e):
         """FSQ's own code of ``z_e [..., d]`` before rounding, scaled as the decoder reads it, ``[..., n]``.

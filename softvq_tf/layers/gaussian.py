@@ -21,14 +21,33 @@ class GaussianBottleneck(Bottleneck):
 
     Args:
         kl_weight: weight of the KL term (1 for the VAE, the paper's beta for beta-VAE).
-        **kwargs: ``seed`` (of the sampling noise) and the Keras layer arguments.
+        seed: seed of the sampling noise.
+        **kwargs: Keras layer arguments (``name``, ...).
 
-    Input ``z_e [..., d]`` and ``head = log sigma^2 [..., d]``; output ``z [..., d]``.
-    The KL term is summed over ``d`` and averaged over every position.
+    Call arguments:
+        z_e: the posterior mean ``mu [..., d]``.
+        head: ``log sigma^2 [..., d]``, a second linear head of the encoder as wide as the code; required.
+        training: whether this is a training call (the sample; otherwise the mean).
+
+    Returns:
+        ``z [..., d]``, float32: a sample in training, ``mu`` at inference. The KL term, summed over
+        ``d`` and averaged over every position, is added with ``add_loss``.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from softvq_tf import GaussianBottleneck
+
+    vae = GaussianBottleneck(kl_weight=20.0, seed=0)  # the paper's beta-VAE on MNIST
+    mu, log_variance = np.zeros((4, 8), "float32"), np.zeros((4, 8), "float32")
+    z = vae(mu, log_variance, training=True)  # [4, 8], mu + sigma * eps
+    kl = vae.losses[0]  # 0 here: the posterior is the prior
+    ```
     """
 
-    def __init__(self, kl_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, kl_weight=1.0, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
         check_layer_options(kl_weight=kl_weight)
         self.kl_weight = float(kl_weight)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
@@ -64,13 +83,31 @@ class InformationDropout(Bottleneck):
     Args:
         alpha_max: the largest dropout rate (0.7 in the paper).
         weight: the regulariser's weight (0.5 in the paper).
-        **kwargs: ``seed`` (of the multiplicative noise) and the Keras layer arguments.
+        seed: seed of the multiplicative noise.
+        **kwargs: Keras layer arguments (``name``, ...).
 
-    Input ``z_e [..., d]`` and the rate logits ``head [..., d]``; output ``z [..., d]``.
+    Call arguments:
+        z_e: the encoder's code ``[..., d]``.
+        head: the rate logits ``[..., d]``, a second linear head of the encoder as wide as the code; required.
+        training: whether this is a training call (the noise only then).
+
+    Returns:
+        ``z [..., d]``, float32: ``z_e * exp(alpha * eps)`` in training, ``z_e`` at inference.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from softvq_tf import InformationDropout
+
+    dropout = InformationDropout(alpha_max=0.7, weight=0.5, seed=0)
+    z_e, rate_logits = np.ones((4, 8), "float32"), np.zeros((4, 8), "float32")
+    z = dropout(z_e, rate_logits, training=True)  # [4, 8], log-normal multiplicative noise
+    ```
     """
 
-    def __init__(self, alpha_max=0.7, weight=0.5, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, alpha_max=0.7, weight=0.5, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
         check_layer_options(alpha_max=alpha_max)
         self.alpha_max = float(alpha_max)
         self.weight = float(weight)

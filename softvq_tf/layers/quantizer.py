@@ -27,27 +27,9 @@ from softvq_tf.layers.rules import check_layer_options
 class _Quantizer(Bottleneck):
     """Shared codebook ``[d, K]``, distances, the VQ loss (eq. 27), usage metrics and the codebook upkeep.
 
-    Args:
-        num_codewords: K, the codebook size.
-        commitment: beta of eq. (27), the weight of the commitment term.
-        vq_weight: w, the weight of the whole VQ loss.
-        codebook_initializer: initializer of the ``[d, K]`` codebook; default
-            uniform unit scaling, ``U[-sqrt(3/d), sqrt(3/d)]``.
-        ema_decay, ema_epsilon, kmeans_init, dead_code_steps: the codebook
-            remedies, all off by default (see ``softvq_tf.layers.codebook``).
-            With ``ema_decay`` the codebook term of the loss drops out; the
-            commitment term stays.
-        seed: seed of the initializer and of any randomness.
-
-    Call arguments:
-        z_e: the encoder's code ``[..., d]``; each position is quantized on its own.
-        head: the encoder's second head (the soft quantizer's log sigma ``[..., K]``).
-        training: whether this is a training call.
-
-    Output: the decoder input ``z_e + sg(z_q - z_e)``, shaped as ``z_e``:
-    forward value ``z_q``, gradient copied to ``z_e`` (straight-through
-    estimator). The losses are means over every position and dimension, the
-    usage metrics and the codebook upkeep count every position.
+    Private: the public quantizers (``VectorQuantizer``, ``SoftVectorQuantizer``) spell out their
+    arguments and defaults. The losses are means over every position and dimension; the usage
+    metrics and the codebook upkeep count every position.
     """
 
     supports_ema = True
@@ -55,13 +37,14 @@ class _Quantizer(Bottleneck):
     def __init__(
         self,
         num_codewords,
-        commitment=2.5,
-        vq_weight=3.0,
-        codebook_initializer=None,
-        ema_decay=None,
-        ema_epsilon=1e-5,
-        kmeans_init=False,
-        dead_code_steps=None,
+        *,
+        commitment,
+        vq_weight,
+        codebook_initializer,
+        ema_decay,
+        ema_epsilon,
+        kmeans_init,
+        dead_code_steps,
         **kwargs,
     ):
         if "weight" in kwargs:  # the name vq_weight had in 0.1 (CHANGELOG.md)
@@ -94,13 +77,13 @@ class _Quantizer(Bottleneck):
             codebook_initializer
             or keras.initializers.VarianceScaling(1.0, mode="fan_in", distribution="uniform", seed=self.seed)
         )
-        self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
-        self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
+        self.perplexity = CodebookPerplexity(self.num_codewords, name=self.metric_name("perplexity"))
+        self.codewords_in_use = CodewordsInUse(self.num_codewords, name=self.metric_name("codewords_in_use"))
         self.upkeep = CodebookUpkeep(
             self, self.num_codewords, self.ema_decay, self.ema_epsilon, self.kmeans_init, self.dead_code_steps
         )
         if self.dead_code_steps:
-            self.dead_code_restarts = keras.metrics.Sum(name="dead_code_restarts")
+            self.dead_code_restarts = keras.metrics.Sum(name=self.metric_name("dead_code_restarts"))
             if not hasattr(self, "seed_generator"):
                 self.seed_generator = keras.random.SeedGenerator(self.seed)
 

@@ -6,6 +6,7 @@ a bad flag fails in one line. Each rule is written once, here.
 """
 
 import dataclasses
+import numbers
 
 GRADIENT_ESTIMATORS = ("straight_through", "rotation")
 # How FSQ's output projection bias starts: Keras's zeros, or PyTorch nn.Linear's uniform in +-1/sqrt(n).
@@ -34,6 +35,18 @@ def at_least(bound):
     return Rule(f">= {bound:g}", lambda v: v >= bound)
 
 
+def _whole(value):
+    """An integer, or a float with no fractional part; never a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+
+
+def whole_number_at_least(bound):
+    """An integer ``>= bound`` (``8`` or ``8.0``, never ``2.5`` or ``True``)."""
+    return Rule(f"a whole number >= {bound:g}", lambda v: _whole(v) and v >= bound)
+
+
 def above(bound):
     return Rule(f"> {bound:g}", lambda v: v > bound)
 
@@ -54,7 +67,7 @@ def one_of(choices):
 
 # The layers' options, by their constructor argument names.
 LAYER_RULES = {
-    "num_codewords": at_least(1),
+    "num_codewords": whole_number_at_least(1),
     "kl_weight": at_least(0),
     "commitment": at_least(0),
     "vq_weight": at_least(0),
@@ -62,7 +75,7 @@ LAYER_RULES = {
     "likelihood": one_of(LIKELIHOODS),
     "ema_decay": within(0, 1),
     "ema_epsilon": above(0),
-    "dead_code_steps": at_least(1),
+    "dead_code_steps": whole_number_at_least(1),
     "alpha_max": above(0),
     "gradient_estimator": one_of(GRADIENT_ESTIMATORS),
     "temperature_decay": at_least(0),

@@ -30,21 +30,83 @@ class SoftVectorQuantizer(_Quantizer):
     k-means initialisation and dead-codeword restarts are.
 
     Args:
-        num_codewords: K.
+        num_codewords: K, the codebook size (a whole number).
         noise_std: std of the Gaussian noise added to ``z_e`` before
             quantization, in training only (0: none, as in the notebooks).
-        likelihood: ``"original"`` (``c = +1``) or ``"gaussian"`` (``c = -d``).
-        **kwargs: the shared quantizer's ``commitment``, ``vq_weight``,
-            ``codebook_initializer``, ``kmeans_init``, ``dead_code_steps``, ``seed``.
+        likelihood: ``"original"`` (``c = +1``, the notebooks') or ``"gaussian"`` (``c = -d``).
+        commitment: beta of eq. (27), the weight of the commitment term (the paper's 2.5).
+        vq_weight: w, the weight of the whole VQ loss (the paper's 3.0).
+        codebook_initializer: initializer of the ``[d, K]`` codebook; None is uniform
+            unit scaling, ``U[-sqrt(3/d), sqrt(3/d)]``.
+        kmeans_init: start the codebook at the k-means centres of the first codes
+            (``initialize_codebook(codes)`` before training; ``QuantizerModel`` does it).
+        dead_code_steps: restart a codeword that was no code's most probable for this many
+            training steps; None: never.
+        seed: seed of the codebook's initializer, the noise and the restarts.
+        **kwargs: Keras layer arguments (``name``, ...).
 
-    Input ``z_e [..., d]`` and ``head = log sigma [..., K]``; output the posterior
-    mean ``z_q [..., d]`` with the straight-through gradient.
+    Call arguments:
+        z_e: the encoder's code ``[..., d]``.
+        head: ``log sigma [..., K]``, a second linear head of the encoder (a ``Dense`` or
+            ``Conv`` of width K on the same features as ``z_e``); required.
+        training: whether this is a training call (noise and the codebook upkeep only then).
+
+    Returns:
+        The posterior mean ``z_q [..., d]`` with the straight-through gradient, float32.
+        ``tokens(z_e, head)`` gives each position's most probable codeword and
+        ``codewords(tokens)`` its value: a hard reading of the soft code, not the layer's output.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from softvq_tf import SoftVectorQuantizer
+
+    features = keras.layers.Dense(32, activation="relu")
+    to_code, to_log_sigma = keras.layers.Dense(8), keras.layers.Dense(64)  # d = 8, K = 64
+    quantizer = SoftVectorQuantizer(64, seed=0, name="soft_vq")
+    inputs = keras.Input((16,))
+    h = features(inputs)
+    z_q = quantizer(to_code(h), to_log_sigma(h))
+    model = keras.Model(inputs, keras.layers.Dense(16)(z_q))
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(64, 16)).astype("float32")
+    model.fit(x, x, epochs=2, batch_size=16, verbose=0)
+    h = features(x)
+    probs = quantizer.assignment_probabilities(to_code(h), to_log_sigma(h))  # [64, 64], rows sum to 1
+    tokens = quantizer.tokens(to_code(h), to_log_sigma(h))  # [64]: the most probable codewords
+    ```
     """
 
     supports_ema = False
 
-    def __init__(self, num_codewords, noise_std=0.0, likelihood="original", **kwargs):
-        super().__init__(num_codewords, **kwargs)
+    def __init__(
+        self,
+        num_codewords,
+        noise_std=0.0,
+        likelihood="original",
+        commitment=2.5,
+        vq_weight=3.0,
+        codebook_initializer=None,
+        kmeans_init=False,
+        dead_code_steps=None,
+        seed=None,
+        **kwargs,
+    ):
+        # ema_decay is refused by the base (supports_ema); ema_epsilon is meaningless without it.
+        super().__init__(
+            num_codewords,
+            commitment=commitment,
+            vq_weight=vq_weight,
+            codebook_initializer=codebook_initializer,
+            ema_decay=kwargs.pop("ema_decay", None),
+            ema_epsilon=kwargs.pop("ema_epsilon", 1e-5),
+            kmeans_init=kmeans_init,
+            dead_code_steps=dead_code_steps,
+            seed=seed,
+            **kwargs,
+        )
         check_layer_options(noise_std=noise_std, likelihood=likelihood)
         self.noise_std = float(noise_std)
         self.likelihood = likelihood

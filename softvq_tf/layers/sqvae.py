@@ -44,10 +44,29 @@ class StochasticVectorQuantizer(Bottleneck):
         temperature_init: ``tau_0`` (the authors' 1.0).
         temperature_min: the temperature's floor (the authors' 0).
         log_variance_init: the starting ``s`` (the authors' ``log 10`` for 64-dimensional codes).
-        **kwargs: ``seed`` (of the codebook's standard normal initialisation, the authors' ``randn``, and of the
-            noise) and the Keras layer arguments.
+        seed: seed of the codebook's standard normal initialisation (the authors' ``randn``) and of the noise.
+        **kwargs: Keras layer arguments (``name``, ...).
 
-    Input ``z_e [..., d]`` (no head); output the relaxed sample (training) or the nearest codeword, ``[..., d]``.
+    Call arguments:
+        z_e: the encoder's code ``[..., d]``.
+        head: must be None (the variance is one learned scalar).
+        training: whether this is a training call: the relaxed Gumbel-softmax sample, and a temperature step.
+
+    Returns:
+        ``[..., d]``, float32: the relaxed sample in training, the nearest codeword at inference
+        (``codewords(tokens(z_e))``).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from softvq_tf import StochasticVectorQuantizer
+
+    sqvae = StochasticVectorQuantizer(64, seed=0)
+    z_e = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
+    relaxed = sqvae(z_e, training=True)  # [16, 8], softmax((logits + gumbel) / tau) @ codebook
+    tokens = sqvae.tokens(z_e)  # [16], the nearest codewords
+    ```
     """
 
     reconstruction_objective = "log_sum_squared_error"
@@ -59,9 +78,10 @@ class StochasticVectorQuantizer(Bottleneck):
         temperature_init=1.0,
         temperature_min=0.0,
         log_variance_init=math.log(10.0),
+        seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         check_layer_options(
             num_codewords=num_codewords,
             temperature_decay=temperature_decay,
@@ -74,9 +94,9 @@ class StochasticVectorQuantizer(Bottleneck):
         self.temperature_min = float(temperature_min)
         self.log_variance_init = float(log_variance_init)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self.perplexity = CodebookPerplexity(self.num_codewords, name="perplexity")
-        self.codewords_in_use = CodewordsInUse(self.num_codewords, name="codewords_in_use")
-        self.temperature_metric = keras.metrics.Mean(name="temperature")
+        self.perplexity = CodebookPerplexity(self.num_codewords, name=self.metric_name("perplexity"))
+        self.codewords_in_use = CodewordsInUse(self.num_codewords, name=self.metric_name("codewords_in_use"))
+        self.temperature_metric = keras.metrics.Mean(name=self.metric_name("temperature"))
 
     def build(self, z_e_shape, head_shape=None):
         super().build(z_e_shape, head_shape)

@@ -1,7 +1,12 @@
 """Errors that the command-line tools turn into one readable line and an exit code."""
 
 import argparse
+import importlib.util
+import os
 import sys
+
+# What the commands need beyond the base install (the layers' Keras, NumPy, scikit-learn): pyproject's `train` extra.
+TRAIN_EXTRA = ("tensorflow", "tensorflow_datasets", "scipy", "matplotlib")
 
 
 class SoftVQError(Exception):
@@ -45,10 +50,31 @@ def run_cli(main, argv=None):
         return 130
 
 
+def missing_train_extra():
+    """The modules of the ``train`` extra that are not installed (looked up, not imported: no TensorFlow start)."""
+
+    def installed(module):
+        if module in sys.modules:  # a test may block a module with None
+            return sys.modules[module] is not None
+        return importlib.util.find_spec(module) is not None
+
+    return [module for module in TRAIN_EXTRA if not installed(module)]
+
+
 def console_entry(main):
-    """The console-script entry point of a command's ``main``: exits with ``run_cli(main)``'s status."""
+    """The console-script entry point of a command's ``main``: exits with ``run_cli(main)``'s status, or with 2 and
+    one line when the ``train`` extra is not installed."""
 
     def run():
+        missing = missing_train_extra()
+        if missing:
+            command = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "this command"
+            print(
+                f"error: {command} needs the training extra, which is not installed (missing: {', '.join(missing)}); "
+                "pip install 'softvq_tf[train]'",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         sys.exit(run_cli(main))
 
     return run

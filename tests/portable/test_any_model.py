@@ -80,9 +80,9 @@ def test_the_ema_codebook_moves_in_any_keras_model_as_in_quantizer_model(kind):
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_the_metrics_of_a_plain_model_are_real(kind):
-    history = _fit(BUILDERS[kind](VectorQuantizer(K, seed=0)), epochs=1, lr=0.01)
-    assert history["bottleneck_loss"][-1] > 0
-    assert history["codewords_in_use"][-1] > 1 and history["perplexity"][-1] > 1.0, history
+    history = _fit(BUILDERS[kind](VectorQuantizer(K, seed=0, name="vq")), epochs=1, lr=0.01)
+    assert history["vq_bottleneck_loss"][-1] > 0
+    assert history["vq_codewords_in_use"][-1] > 1 and history["vq_perplexity"][-1] > 1.0, history
 
 
 def test_restarts_move_dead_codewords_onto_codes_in_a_plain_model_or_are_refused_in_one_line_on_jax():

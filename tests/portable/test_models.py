@@ -34,7 +34,7 @@ def _spatial_model(K=8, d=4):
     h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(images)  # [B, 4, 4, 8]
     z_e = keras.layers.Conv2D(d, 1)(h)
     log_sigma = keras.layers.Conv2D(K, 1)(h)  # per position, per codeword
-    z_q = make_bottleneck("soft_vq", num_codewords=K, seed=0)(z_e, log_sigma)
+    z_q = make_bottleneck("soft_vq", num_codewords=K, seed=0, name="bottleneck")(z_e, log_sigma)
     out = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(z_q)
     return QuantizerModel(images, out)
 
@@ -94,7 +94,7 @@ def test_the_ema_update_runs_inside_fit_as_one_numpy_step():
 
 
 def test_dead_codewords_restart_on_distinct_codes_of_the_batch_inside_fit():
-    vq = VectorQuantizer(64, dead_code_steps=1, seed=0)
+    vq = VectorQuantizer(64, dead_code_steps=1, seed=0, name="vq")
     model = Autoencoder("mlp", (8, 8, 1), 4, vq)
     model.compile(optimizer=keras.optimizers.Adam(0.0))
     x = np.random.default_rng(3).random((32, 8, 8, 1), dtype=np.float32)
@@ -104,6 +104,6 @@ def test_dead_codewords_restart_on_distinct_codes_of_the_batch_inside_fit():
     after, z = _numpy(vq.codebook), _numpy(model.encode(x)[0])
     moved = np.where(np.abs(after - before).max(0) > 0)[0]
     used = len(set(((z**2).sum(1, keepdims=True) - 2 * z @ before + (before**2).sum(0)).argmin(1)))
-    assert len(moved) == min(64 - used, 32) == history["dead_code_restarts"][-1]
+    assert len(moved) == min(64 - used, 32) == history["vq_dead_code_restarts"][-1]
     matches = [np.where(np.abs(z - after[:, k]).max(1) < 1e-6)[0] for k in moved]
     assert all(len(m) == 1 for m in matches) and len({int(m[0]) for m in matches}) == len(moved)
