@@ -86,7 +86,7 @@ def timed_fit(images, steps, epochs, batch_size=32, seed=0):
         "mlp",
         images.shape[1:],
         64,
-        SoftVectorQuantizer(128, commitment=2.5, vq_weight=3.0, seed=seed),
+        SoftVectorQuantizer(128, commitment=2.5, vq_weight=3.0, seed=seed, name="bottleneck"),
         data_variance=float(images.var()),
     )
     # Several steps per compiled call where the backend allows it (PyTorch's trainer does not).
