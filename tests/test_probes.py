@@ -94,6 +94,12 @@ def test_evaluate_end_to_end_writes_the_table(digits_run, tmp_path):
     assert "Soft VQ-VAE" in markdown and "Raw data" in markdown and "Soft VQ-VAE" in result.stdout
     assert open(stem + ".csv").read().startswith("dataset,model,variant,K,d,n,acc")
     stored = json.load(open(tmp_path / "scores" / "digits" / (os.path.basename(digits_run) + ".json")))
+    # One line per run with each probe's seconds, kept in its scores with whether each probe converged.
+    (line,) = [line for line in result.stdout.splitlines() if "probe seconds: encoding" in line]
+    assert "k-means converged" in line and "logistic regression converged" in line, line
+    assert set(stored["row"]["probe_seconds"]) == {"encode", "kmeans", "linear_probe", "logreg", "knn"}
+    assert stored["row"]["probes_converged"] == {"kmeans": True, "logreg": True}
+    assert "ConvergenceWarning" not in result.stderr
     assert stored["weights_sha256"] == json.load(open(os.path.join(digits_run, "history.json")))["weights_sha256"]
     again = run_script(
         ["evaluate.py", "--runs", digits_run, "--kmeans-inits", "3", "--probe-epochs", "2", "--output", stem]
@@ -221,3 +227,115 @@ def test_training_time_compares_rows_on_one_cpu():
     # The table's path is the one most runs took, even where most rows have none there.
     more = [*rows, {**rows[3], "model": "ae", "identity": "c", "run": "c0"}, {**rows[0], "seed": 3, "run": "a3"}]
     assert f"runs took ({fast})" in timing_note(summarize(more))
+
+
+def test_the_indexed_linear_probe_trains_on_the_batches_of_the_shuffled_tensor_slices_bit_for_bit():
+    """The probe gathers its batches by index (a speed change): the same updates on the same batches as the
+    ``from_tensor_slices(...).shuffle(...)`` pipeline that made the stored scores."""
+    import math
+
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(700, 12)).astype(np.float32), rng.integers(0, 4, 700)
+    weights = []
+    fit = keras.Model.fit
+
+    def before(model, data, **kwargs):  # the pipeline of 0.4.0 and earlier, on the probe's own standardised inputs
+        mean, std = x.mean(0), x.std(0) + 1e-8
+        slices = tf.data.Dataset.from_tensor_slices((((x - mean) / std).astype("float32"), y))
+        return fit(model, slices.shuffle(len(x), seed=3).repeat().batch(256).prefetch(2), **kwargs)
+
+    def recording(fitter):
+        def fit_and_record(model, *args, **kwargs):
+            history = fitter(model, *args, **kwargs)
+            weights.append([w.numpy().copy() for w in model.weights])
+            return history
+
+        return fit_and_record
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.Model, "fit", recording(fit))
+        now = linear_probe_accuracy(x, y, x[:100], y[:100], epochs=3, seed=3, min_steps=0)
+        patch.setattr(keras.Model, "fit", recording(before))
+        then = linear_probe_accuracy(x, y, x[:100], y[:100], epochs=3, seed=3, min_steps=0)
+    assert math.isclose(now, then) and len(weights) == 2
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_logistic_regression_says_whether_it_converged():
+    from softvq_tf.experiments.probes import logistic_regression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    converged = logistic_regression(x[:300], y[:300], x[300:], y[300:])
+    assert converged.converged and converged.iterations < 5000 and converged.accuracy > 0.9
+    capped = logistic_regression(x[:300], y[:300], x[300:], y[300:], max_iter=2)
+    assert not capped.converged and capped.iterations == 2
+
+
+def test_kmeans_restarts_say_whether_they_converged(monkeypatch):
+    import functools
+
+    from sklearn.cluster import KMeans
+
+    from softvq_tf.experiments import probes
+
+    x = np.random.default_rng(0).normal(size=(300, 4))
+    assert probes.kmeans_restarts(x, 5, n_init=3).converged
+    monkeypatch.setattr(probes, "KMeans", functools.partial(KMeans, max_iter=1))
+    assert not probes.kmeans_restarts(x, 5, n_init=3).converged
+
+
+@pytest.mark.parametrize("extras", [False, True])
+def test_a_grid_runs_the_logistic_regression_and_the_knn_only_with_grid_extras(extras):
+    from softvq_tf.experiments.scoring import probe_summary, score_latents
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 240)
+    z = (rng.normal(size=(240, 2, 2, 3)) + y[:, None, None, None]).astype(np.float32)  # a 2 x 2 grid of codes
+    lines = []
+    scores = score_latents(z[:180], y[:180], z[180:], y[180:], 3, 1, log=lines.append, grid_extras=extras)
+    assert ("cls_logreg" in scores and "knn" in scores) == extras
+    assert set(scores["probe_seconds"]) == {"kmeans", "linear_probe"} | ({"logreg", "knn"} if extras else set())
+    assert scores["probes_converged"] == {"kmeans": True, **({"logreg": True} if extras else {})}
+    flat = score_latents(z[:180].reshape(180, -1), y[:180], z[180:].reshape(60, -1), y[180:], 3, 1, log=lines.append)
+    assert "cls_logreg" in flat and "knn" in flat  # a flat code always has both
+    assert "logistic regression converged" in probe_summary(flat) and "k-means converged" in probe_summary(flat)
+
+
+def test_tables_mark_logistic_regressions_made_before_convergence_was_recorded_or_unconverged():
+    from softvq_tf.experiments.tables import LOGREG_NOTE, logreg_mark, logreg_note
+
+    old = {"cls_logreg": 80.0}
+    converged = {"cls_logreg": 80.1, "probes_converged": {"kmeans": True, "logreg": True}}
+    unconverged = {"cls_logreg": 79.0, "probes_converged": {"kmeans": True, "logreg": False}}
+    grid = {"probes_converged": {"kmeans": True}}  # no logistic regression on a grid: nothing to mark
+    assert logreg_mark([converged, grid]) == "" and logreg_mark([old, converged]) == "†"
+    assert logreg_mark([unconverged]) == "‡" and logreg_mark([old, unconverged]) == "†‡"
+    assert logreg_note(["", ""]) == "" and logreg_note(["", "†"]) == LOGREG_NOTE
+
+
+def test_a_stored_row_gets_its_stored_k_means_and_linear_probe_scores_exactly():
+    """The k-means restarts and the linear probe changed for speed only (0.4.0): the digits raw row stored in
+    results/scores gives its stored numbers, to the last bit, through today's code."""
+    import pathlib
+
+    from softvq_tf.experiments import scoring
+    from softvq_tf.training.config import resolve_config
+    from softvq_tf.training.data import load_splits
+
+    record = json.loads((pathlib.Path(__file__).parents[1] / "results/scores/digits/raw.json").read_text())
+    assert record["probe_settings"] == scoring.probe_settings()
+    config = resolve_config("digits", "ae")
+    row = scoring.score_raw(config, load_splits("digits"), scoring.probe_settings(), log=lambda *a: None)
+    stored = record["row"]
+    for key in ("acc", "nmi", "acc_near_best", "nmi_near_best", "near_best_restarts", "cls"):
+        assert row[key] == stored[key], (key, row[key], stored[key])
+    for key in ("acc", "nmi"):  # every restart's partition scores the same
+        assert row["kmeans_restarts"][key] == stored["kmeans_restarts"][key], key
+    # An inertia is a float32 sum, stored to 7 digits, whose last bits follow BLAS's threads (1 thread moves them).
+    np.testing.assert_allclose(row["kmeans_restarts"]["inertia"], stored["kmeans_restarts"]["inertia"], rtol=1e-5)

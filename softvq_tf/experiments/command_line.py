@@ -52,6 +52,12 @@ def experiment_parser(prog, description, *, data=True, schedule=True, runs_dir=N
     p.add_argument(
         "--probe-epochs", type=positive_int, default=30, help="epochs of the linear softmax probe (default 30)"
     )
+    p.add_argument(
+        "--grid-extras",
+        action="store_true",
+        help="on a grid of codes, also run the converged logistic regression and the 10-NN on the flattened grid "
+        "(they run on flat codes always; on a 7x7x64 grid they take some 5 minutes on 2 cores)",
+    )
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's C++ start-up log")
     return p
 

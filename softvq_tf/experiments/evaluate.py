@@ -42,7 +42,15 @@ def main(argv=None):
     stem = args.output or os.path.join(args.root, "evaluation")
     # The score store sits beside the tables: a repeated evaluation rescores only runs whose weights changed.
     scores_dir = os.path.join(os.path.dirname(stem) or ".", "scores")
-    rows = score_runs(runs, scores_dir, args.kmeans_inits, args.probe_epochs, args.tsne, raw=not args.no_raw)
+    rows = score_runs(
+        runs,
+        scores_dir,
+        args.kmeans_inits,
+        args.probe_epochs,
+        args.tsne,
+        raw=not args.no_raw,
+        grid_extras=args.grid_extras,
+    )
     rows = scoring.with_code_rows(rows)
     table = tables.summarize(rows)
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)

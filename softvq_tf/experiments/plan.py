@@ -194,6 +194,7 @@ def run_plan(
     log=print,
     train_missing=True,
     any_cpu=False,
+    grid_extras=False,
 ):
     """Train and score every config not scored yet; returns the rows (raw data first per data set).
 
@@ -203,7 +204,7 @@ def run_plan(
     made them (a table of the runs finished so far; each row names its path).
     ``any_cpu`` reuses scores made on another CPU's instruction set.
     """
-    store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs)
+    store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs, grid_extras)
     splits, rows = scoring.SplitCache(), []
     stored = [
         store.lookup(c, settings, execution=planned_execution(c), any_cpu=any_cpu, any_path=not train_missing)
@@ -262,7 +263,9 @@ def _wait_for(config, store, splits, settings, log):
         lock.release()
 
 
-def score_runs(run_dirs, scores_dir, kmeans_inits=100, probe_epochs=30, tsne=False, raw=True, log=print):
+def score_runs(
+    run_dirs, scores_dir, kmeans_inits=100, probe_epochs=30, tsne=False, raw=True, log=print, grid_extras=False
+):
     """Probe finished run directories (and the raw data of each data set); returns the rows."""
     if not run_dirs:
         raise UsageError("no trained runs found; train one with `python train.py` or pass --runs PATH")
@@ -277,7 +280,7 @@ def score_runs(run_dirs, scores_dir, kmeans_inits=100, probe_epochs=30, tsne=Fal
         config = RunConfig.load(run_dir)
         config.out, config.name = os.path.dirname(run_dir) or ".", os.path.basename(os.path.normpath(run_dir))
         configs.append(config)
-    store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs)
+    store, settings = ScoreStore(scores_dir), scoring.probe_settings(kmeans_inits, probe_epochs, grid_extras)
     splits, rows = scoring.SplitCache(), []
     for config, raw_row in _raw_rows_first(configs, store, splits, settings, raw, log):
         if raw_row is not None:

@@ -177,6 +177,7 @@ def main(argv=None):
         on_row=write,
         train_missing=not args.from_store,
         any_cpu=args.any_cpu,
+        grid_extras=args.grid_extras,
     )
     table = write(rows)
     print(tables.to_markdown(table, tables.common_variant(rows)))

@@ -5,6 +5,7 @@ training images and its evaluation split (the test split, or a validation
 split held out of train). Rows are kept in the score store (``plan.ScoreStore``).
 """
 
+import contextlib
 import os
 import time
 
@@ -31,30 +32,88 @@ def grid_views(z):
     return z.reshape(len(z), -1), z.reshape(len(z), -1, z.shape[-1]).mean(axis=1)
 
 
-def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epochs=30, seed=0, log=print):
-    """All probes on one representation; returns a dict of scores and seconds.
+class ProbeClock:
+    """Seconds per probe of one run, kept in its scores (``probe_seconds``) and printed in one line."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextlib.contextmanager
+    def time(self, probe):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[probe] = round(self.seconds.get(probe, 0.0) + time.perf_counter() - start, 2)
+
+
+# The probes' names in the one line per run, in the order they run.
+PROBE_LABELS = {
+    "encode": "encoding",
+    "kmeans": "k-means",
+    "linear_probe": "linear probe",
+    "logreg": "logistic regression",
+    "knn": "10-NN",
+    "tokens": "tokens",
+}
+
+
+def probe_summary(scores):
+    """One line: each probe's seconds, and whether each probe with a tolerance converged."""
+    seconds = scores.get("probe_seconds", {})
+    timing = ", ".join(f"{label} {seconds[probe]:.1f}" for probe, label in PROBE_LABELS.items() if probe in seconds)
+    converged = scores.get("probes_converged", {})
+    state = "; ".join(
+        f"{PROBE_LABELS[probe]} {'converged' if ok else 'DID NOT CONVERGE'}" for probe, ok in converged.items()
+    )
+    return (
+        f"    probe seconds: {timing} (total {sum(seconds.values()):.1f}); {state}; the linear probe trains 30 epochs"
+    )
+
+
+def score_latents(
+    train_z,
+    train_y,
+    test_z,
+    test_y,
+    kmeans_inits=100,
+    probe_epochs=30,
+    seed=0,
+    log=print,
+    grid_extras=False,
+    clock=None,
+):
+    """All probes on one representation; returns a dict of scores, seconds and convergence.
 
     A grid of codes is read as ``grid_views`` gives it: k-means clusters the
-    codes pooled over positions; the linear probe, logistic regression and
-    k-NN read the flattened grid.
+    codes pooled over positions; the linear probe reads the flattened grid.
+    The logistic regression and the 10-NN, which need a flat code to be cheap
+    (on a 7 x 7 x 64 grid the converged regression takes some 1,200 L-BFGS
+    iterations, and the 10-NN 3.8 TFLOP), run on flat codes, and on a grid's
+    flattened grid only with ``grid_extras``.
 
     ``acc`` and ``nmi`` are the paper's statistic (the lowest-inertia k-means
     restart); ``acc_near_best`` and ``nmi_near_best`` average the restarts within
     ``probes.NEAR_BEST_MARGIN`` of it, and ``kmeans_restarts`` keeps every
     restart's inertia, ACC and NMI so other statistics can be computed later.
+    ``probes_converged`` says, for each probe with a tolerance, whether it met it;
+    ``probe_seconds`` holds each probe's time.
     """
+    clock = clock or ProbeClock()
     start = time.time()
+    grid = np.ndim(train_z) > 2
     (train_z, _), (test_z, test_pooled) = grid_views(train_z), grid_views(test_z)
-    restarts = probes.kmeans_restarts(
-        test_pooled, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}")
-    )
-    accs = np.array([100 * probes.clustering_accuracy(test_y, labels) for labels in restarts.labels])
-    nmis = np.array([probes.nmi(test_y, labels) for labels in restarts.labels])
+    with clock.time("kmeans"):
+        restarts = probes.kmeans_restarts(
+            test_pooled, 10, kmeans_inits, seed, progress=lambda i, n: log(f"    k-means restarts {i}/{n}")
+        )
+        accs = np.array([100 * probes.clustering_accuracy(test_y, labels) for labels in restarts.labels])
+        nmis = np.array([probes.nmi(test_y, labels) for labels in restarts.labels])
     near = restarts.near_best()
     log("    training the linear probe")
-    cls = probes.linear_probe_accuracy(train_z, train_y, test_z, test_y, epochs=probe_epochs, seed=seed)
-    log("    logistic regression and k-nearest neighbours")
-    return {
+    with clock.time("linear_probe"):
+        cls = probes.linear_probe_accuracy(train_z, train_y, test_z, test_y, epochs=probe_epochs, seed=seed)
+    scores = {
         "acc": float(accs[restarts.best]),
         "nmi": float(nmis[restarts.best]),
         "cls": 100 * cls,
@@ -63,10 +122,22 @@ def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epoc
         "near_best_restarts": len(near),
         "acc_near_best_min": float(accs[near].min()),
         "acc_near_best_max": float(accs[near].max()),
-        "cls_logreg": 100 * probes.logistic_regression_accuracy(train_z, train_y, test_z, test_y),
-        "knn": 100 * probes.knn_accuracy(train_z, train_y, test_z, test_y),
+    }
+    converged = {"kmeans": restarts.converged}
+    if not grid or grid_extras:
+        log("    logistic regression and k-nearest neighbours")
+        with clock.time("logreg"):
+            logreg = probes.logistic_regression(train_z, train_y, test_z, test_y)
+        with clock.time("knn"):
+            scores["knn"] = 100 * probes.knn_accuracy(train_z, train_y, test_z, test_y)
+        scores.update(cls_logreg=100 * logreg.accuracy, logreg_iterations=logreg.iterations)
+        converged["logreg"] = logreg.converged
+    return {
+        **scores,
         "inertia": float(restarts.inertias[restarts.best]),
         "seconds": time.time() - start,
+        "probes_converged": converged,
+        "probe_seconds": dict(clock.seconds),
         "kmeans_restarts": {
             "inertia": [float(f"{v:.7g}") for v in restarts.inertias],
             "acc": [round(float(v), 4) for v in accs],
@@ -81,9 +152,11 @@ def score_latents(train_z, train_y, test_z, test_y, kmeans_inits=100, probe_epoc
 PROBES_VERSION = 2
 
 
-def probe_settings(kmeans_inits=100, probe_epochs=30):
-    """What a stored score's probes depend on besides the latents."""
-    return {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs, "version": PROBES_VERSION}
+def probe_settings(kmeans_inits=100, probe_epochs=30, grid_extras=False):
+    """What a stored score's probes depend on besides the latents (``grid_extras`` only when set, so that the
+    scores stored before it existed, which are the default's, stay reusable)."""
+    settings = {"kmeans_inits": kmeans_inits, "probe_epochs": probe_epochs, "version": PROBES_VERSION}
+    return {**settings, "grid_extras": True} if grid_extras else settings
 
 
 def run_probe_settings(config, settings):
@@ -126,6 +199,7 @@ def score_raw(config, data, settings, log=print):
         settings["probe_epochs"],
         log=log,
     )
+    log(probe_summary(scores))
     return {
         "dataset": config.dataset,
         "model": "raw",
@@ -195,19 +269,33 @@ def score_run(run_dir, config, data, settings, log=print):
     probes of its own code (``code_latents``).
     """
     log(f"{config.dataset}: {config.name}")
-    encode = run_encoder(run_dir)
-    train_z, test_z = encode(data.x_train), encode(data.x_eval)
-    probe = lambda train, test: score_latents(  # noqa: E731
-        train, data.y_train, test, data.y_eval, settings["kmeans_inits"], settings["probe_epochs"], log=log
+    clock = ProbeClock()
+    with clock.time("encode"):
+        encode = run_encoder(run_dir)
+        train_z, test_z = encode(data.x_train), encode(data.x_eval)
+    extras = settings.get("grid_extras", False)
+    probe = lambda train, test, clock=clock: score_latents(  # noqa: E731
+        train,
+        data.y_train,
+        test,
+        data.y_eval,
+        settings["kmeans_inits"],
+        settings["probe_epochs"],
+        log=log,
+        grid_extras=extras,
+        clock=clock,
     )
     scores = probe(train_z, test_z)
     if config.network == "conv_grid":  # an image tokenizer: its reconstructions and its tokens
-        model = _load_saved(run_dir, "autoencoder.keras", lambda path: keras.saving.load_model(path, compile=False))
-        scores.update(token_scores(model, config, data.x_eval))
+        with clock.time("tokens"):
+            model = _load_saved(run_dir, "autoencoder.keras", lambda path: keras.saving.load_model(path, compile=False))
+            scores.update(token_scores(model, config, data.x_eval))
+        scores["probe_seconds"] = dict(clock.seconds)
+    log(probe_summary(scores))
     code = registry.get(config.bottleneck).code_probed
     if code:
         log(f"    probing {code}")
-        scores["code"] = probe(*code_latents(run_dir, train_z, test_z))
+        scores["code"] = probe(*code_latents(run_dir, train_z, test_z), clock=ProbeClock())
     return {
         "dataset": config.dataset,
         "model": config.bottleneck,

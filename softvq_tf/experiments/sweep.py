@@ -140,6 +140,7 @@ def main(argv=None):
         on_row=write,
         train_missing=not args.from_store,
         any_cpu=args.any_cpu,
+        grid_extras=args.grid_extras,
     )
     if not scores:
         raise UsageError(f"no stored scores of this sweep in {scores_dir}; run it without --from-store")

@@ -12,6 +12,8 @@ from softvq_tf.experiments.tables import (
     common_variant,
     differences_markdown,
     display_name,
+    logreg_mark,
+    logreg_note,
     timing_note,
     to_markdown,
 )
@@ -37,7 +39,7 @@ def runs_markdown(rows, common=""):
             )
         lines.append(
             f"| {display_name(r, common)} | {r['seed']} | {r['acc']:.2f} | {near} | {r['nmi']:.4f} | {r['cls']:.2f} | "
-            f"{_fmt(r.get('cls_logreg'), None, 2)} | {_fmt(r.get('knn'), None, 2)} | "
+            f"{_fmt(r.get('cls_logreg'), None, 2)}{logreg_mark([r])} | {_fmt(r.get('knn'), None, 2)} | "
             f"{_fmt(r.get('perplexity'), None, 1)} | {_fmt(r.get('codewords_in_use'), None, 0)} | "
             f"{_fmt(r.get('reconstruction_nmse'), None, 4)} | {_fmt(r.get('train_seconds'), None, 0)} | {r['run']} | "
             f"{r.get('path', '-')} |"
@@ -99,9 +101,12 @@ def write_tables(table, rows, stem, header=""):
         + NEAR_BEST_NOTE.format(inits=_kmeans_inits(rows))
         + to_markdown(table, common)
         + f"\n{timing_note(table)}"
+        + logreg_note(e.get("cls_logreg_mark") for e in table)
         + diffs
         + "\nEvery run:\n\n"
-        + runs_markdown(rows, common),
+        + runs_markdown(rows, common)
+        + ("\n" + logreg_note(logreg_mark([r]) for r in rows)).rstrip("\n")
+        + "\n",
     )
     rundir.write_atomic(stem + ".csv", to_csv(table))
     slim_rows = [{k: v for k, v in r.items() if k != "kmeans_restarts"} for r in rows]

@@ -63,6 +63,30 @@ COMPARED = (
 )
 
 
+# How each logistic-regression value was made: rows scored since 0.4.0 record whether L-BFGS met its
+# tolerance (``probes_converged``); earlier ones capped it at 1,000 iterations and recorded nothing.
+LOGREG_UNRECORDED, LOGREG_UNCONVERGED = "†", "‡"
+LOGREG_NOTE = (
+    "Logistic regression: † scored before convergence was recorded (0.4.0 and earlier: scikit-learn's L-BFGS "
+    "capped at 1,000 iterations, which a flattened grid of codes reached unconverged); ‡ did not converge in "
+    "5,000 iterations. Unmarked values converged.\n\n"
+)
+
+
+def logreg_mark(rows):
+    """The marks of the logistic-regression values of ``rows``: † for any scored before convergence was recorded,
+    ‡ for any that did not converge; "" when every one converged."""
+    made = [r for r in rows if r.get("cls_logreg") is not None]
+    unrecorded = any("logreg" not in (r.get("probes_converged") or {}) for r in made)
+    unconverged = any((r.get("probes_converged") or {}).get("logreg") is False for r in made)
+    return (LOGREG_UNRECORDED if unrecorded else "") + (LOGREG_UNCONVERGED if unconverged else "")
+
+
+def logreg_note(marks):
+    """``LOGREG_NOTE`` under a table whose cells carry any of ``marks``, else ""."""
+    return LOGREG_NOTE if any(m for m in marks) else ""
+
+
 def command_line(program, argv=None):
     """``"Command: `PROGRAM ARGS`"``: the line every results file starts with, so it can be made again."""
     args = argv if argv is not None else sys.argv[1:]
@@ -117,6 +141,7 @@ def summarize(rows, group_by="identity_key"):
             entry[metric] = float(center(values)) if values else None
             entry[metric + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
             entry[metric + "_values"] = values
+        entry["cls_logreg_mark"] = logreg_mark(members)
         entry["paper"] = _paper_row(dataset, first["model"]) if not first.get("variant") else None
         table.append(entry)
     return sorted(table, key=lambda e: (e["dataset"], order.index(e["model"]), e.get("variant") or ""))
@@ -225,8 +250,8 @@ def to_markdown(table, common=""):
         lines.append(
             f"| {display_name(e, common)} | {e['K'] or '-'} | {e['d']} | {e['n'] if e['model'] != 'raw' else '-'} | "
             f"{_mean_std(e, 'acc', 2)} | {_mean_std(e, 'acc_near_best', 2)} | {_mean_std(e, 'nmi', 4)} | "
-            f"{_mean_std(e, 'cls', 2)} | {_mean_std(e, 'cls_logreg', 2)} | {_mean_std(e, 'knn', 2)} | "
-            f"{_mean_std(e, 'reconstruction_nmse', 3)} | {_mean_std(e, 'perplexity', 1)} | "
+            f"{_mean_std(e, 'cls', 2)} | {_mean_std(e, 'cls_logreg', 2)}{e.get('cls_logreg_mark', '')} | "
+            f"{_mean_std(e, 'knn', 2)} | {_mean_std(e, 'reconstruction_nmse', 3)} | {_mean_std(e, 'perplexity', 1)} | "
             f"{_mean_std(e, 'codewords_in_use', 1)} | {paper} | {_time_cell(e, table_path)} |"
         )
     return "\n".join(lines) + "\n"
@@ -255,6 +280,8 @@ def differences_markdown(table, common=""):
                 cells.append("-")
                 continue
             mark = "*" if d[1] > 0 or d[2] < 0 else ""
+            if metric == "cls_logreg":  # how the two sides' values were made
+                mark += "".join(sorted(set(e.get("cls_logreg_mark", "") + reference.get("cls_logreg_mark", ""))))
             cells.append(f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]{mark}")
         lines.append(f"| {display_name(e, common)} | {e['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

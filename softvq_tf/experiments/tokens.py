@@ -37,10 +37,11 @@ def token_scores(model, config, images, batch_size=500):
     for start in range(0, len(images), batch_size):
         x = preprocess(images[start : start + batch_size], config.pixel_max, config.pixel_offset)
         x_np = keras.ops.convert_to_numpy(x)
-        usual += float(np.sum((keras.ops.convert_to_numpy(model(x, training=False)) - x_np) ** 2))
+        z_e, head = model.encode(x)  # once: the usual reconstruction and the tokens both read it (model(x)'s ops)
+        usual_input = model.bottleneck(z_e, head, training=False)
+        usual += float(np.sum((keras.ops.convert_to_numpy(model.decoder(usual_input, training=False)) - x_np) ** 2))
         if not has_tokens:
             continue
-        z_e, head = model.encode(x)
         tokens = keras.ops.convert_to_numpy(bottleneck.tokens(z_e, head))
         positions = int(np.prod(tokens.shape[1:]))
         found = np.bincount(tokens.reshape(-1), minlength=getattr(bottleneck, "num_codewords", 0))

