@@ -27,6 +27,9 @@ SAMPLE = dict(
     fsq_levels="4,3",
     fsq_project_out_bias="uniform",
     temperature_decay=1e-4,
+    soft_decode="most_probable",
+    hardening_steps=50,
+    entropy_weight=0.01,
 )
 AS_CONFIG = {"fsq_levels": [4, 3]}  # how get_config writes a value back
 

@@ -158,24 +158,31 @@ class _Quantizer(Bottleneck):
             # autograd keeps (and through which a trainable codebook still gets its gradient).
             codebook = ops.copy(self.codebook.value)
         z_q, probs = self._quantize(z_e, head, training, codebook)
+        decoded, extra_loss = self._decoded(z_q, probs, training, codebook)
         # Eq. (27), reduced as in the notebooks (see mean_squared_error): the
         # codebook term moves z_q towards sg(z_e); the commitment term moves
         # z_e towards sg(z_q). An EMA codebook needs no codebook term.
         commitment = self.commitment * mean_squared_error(z_e, ops.stop_gradient(z_q))
         codebook_term = 0.0 if self.ema_decay is not None else mean_squared_error(ops.stop_gradient(z_e), z_q)
-        self._add_regularizer(self.vq_weight * (codebook_term + commitment))
+        vq_loss = self.vq_weight * (codebook_term + commitment)
+        self._add_regularizer(vq_loss if extra_loss is None else vq_loss + extra_loss)
         self.update_metric(self.perplexity, probs)
         self.update_metric(self.codewords_in_use, probs)
         if training and self.maintains_codebook:
             self.upkeep.record(z_e, probs)
             if upkeep_in_call:
                 self.upkeep.apply_in_call()
-        return leading_shape_of(self._decoder_input(z_e, z_q), shaped_like)
+        return leading_shape_of(self._decoder_input(z_e, decoded), shaped_like)
 
     def load_own_variables(self, store):
         super().load_own_variables(store)
         if self.kmeans_init:  # a reloaded or resumed model whose codebook had its k-means start
             self.upkeep.initialized = float(ops.convert_to_numpy(self.codebook_initialized)) == 1.0
+
+    def _decoded(self, z_q, probs, training, codebook):
+        """``(what the decoder reads [N, d], a loss term beside the VQ loss or None)``: ``(z_q, None)`` here (the
+        soft quantizer may read a hard codeword, and penalise its posterior's entropy)."""
+        return z_q, None
 
     def _decoder_input(self, z_e, z_q):
         """Straight-through estimator: forward value ``z_q``, the decoder's gradient copied to ``z_e``."""

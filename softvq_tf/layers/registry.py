@@ -142,7 +142,17 @@ ENTRIES = (
         "soft_vq",
         "soft_vector_quantizer.SoftVectorQuantizer",
         "Soft VQ-VAE",
-        settings={**_CODEBOOK, **_VQ_LOSS, "noise_std": "noise_std", "likelihood": "likelihood", **_REMEDIES},
+        settings={
+            **_CODEBOOK,
+            **_VQ_LOSS,
+            "noise_std": "noise_std",
+            "likelihood": "likelihood",
+            **_REMEDIES,
+            # Soft to hard (issue #45): left None, the layer's defaults, the paper's behaviour.
+            "soft_decode": "decode",
+            "hardening_steps": "hardening_steps",
+            "entropy_weight": "entropy_weight",
+        },
         in_paper=True,
         defaults={"noise_std": 0.0, "likelihood": "original"},
         # The paper stops the soft VQ-VAE early on SVHN and CIFAR-10.

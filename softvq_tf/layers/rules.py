@@ -13,6 +13,8 @@ GRADIENT_ESTIMATORS = ("straight_through", "rotation")
 FSQ_PROJECT_OUT_BIASES = ("zeros", "uniform")
 # The soft quantizer's weights: the notebooks' "+ s_k" or the textbook Gaussian "- d s_k".
 LIKELIHOODS = ("original", "gaussian")
+# What the soft quantizer's decoder reads: the posterior mean (the paper's), the most probable codeword, a sample.
+DECODES = ("posterior_mean", "most_probable", "sample")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,9 @@ LAYER_RULES = {
     "vq_weight": at_least(0),
     "noise_std": at_least(0),
     "likelihood": one_of(LIKELIHOODS),
+    "decode": one_of(DECODES),
+    "hardening_steps": whole_number_at_least(1),
+    "entropy_weight": at_least(0),
     "ema_decay": within(0, 1),
     "ema_epsilon": above(0),
     "dead_code_steps": whole_number_at_least(1),

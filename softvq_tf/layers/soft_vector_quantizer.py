@@ -42,7 +42,17 @@ class SoftVectorQuantizer(_Quantizer):
             (``initialize_codebook(codes)`` before training; ``QuantizerModel`` does it).
         dead_code_steps: restart a codeword that was no code's most probable for this many
             training steps; None: never.
-        seed: seed of the codebook's initializer, the noise and the restarts.
+        decode: what the decoder reads: ``"posterior_mean"`` (the paper's), ``"most_probable"``
+            (the most probable codeword, the gradient copied to ``z_e``: a decoder trained on hard
+            tokens, as DALL-E's dVAE and LGQ decode) or ``"sample"`` (a codeword drawn from the
+            posterior). The VQ loss stays on the posterior mean.
+        hardening_steps: soft-to-hard annealing (Agustsson et al., NeurIPS 2017): the posterior's
+            logits are divided by a temperature that falls linearly from 1 to 0 over this many
+            training steps; at 0 the posterior is one-hot, the most probable codeword. None: the
+            paper's fixed posterior.
+        entropy_weight: weight of a peakedness penalty, the mean entropy of the posterior (in nats)
+            over positions, added to the loss (the entropy terms of SoftVQ-VAE and LGQ); 0: none.
+        seed: seed of the codebook's initializer, the noise, the samples and the restarts.
         **kwargs: Keras layer arguments (``name``, ...).
 
     Call arguments:
@@ -91,6 +101,9 @@ class SoftVectorQuantizer(_Quantizer):
         codebook_initializer=None,
         kmeans_init=False,
         dead_code_steps=None,
+        decode="posterior_mean",
+        hardening_steps=None,
+        entropy_weight=0.0,
         seed=None,
         **kwargs,
     ):
@@ -107,14 +120,41 @@ class SoftVectorQuantizer(_Quantizer):
             seed=seed,
             **kwargs,
         )
-        check_layer_options(noise_std=noise_std, likelihood=likelihood)
+        check_layer_options(
+            noise_std=noise_std,
+            likelihood=likelihood,
+            decode=decode,
+            hardening_steps=hardening_steps,
+            entropy_weight=entropy_weight,
+        )
         self.noise_std = float(noise_std)
         self.likelihood = likelihood
+        self.decode = decode
+        self.hardening_steps = None if hardening_steps is None else int(hardening_steps)
+        self.entropy_weight = float(entropy_weight)
+        # How soft the posterior is, per position: exp(entropy), and how far its mean lies from its hard token.
+        self.effective_codewords = keras.metrics.Mean(name=self.metric_name("effective_codewords"))
+        self.hard_token_distance = keras.metrics.Mean(name=self.metric_name("hard_token_distance"))
         if not hasattr(self, "seed_generator"):  # dead-codeword restarts may have made it
             self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def head_units(self, latent_dim):
         return self.num_codewords
+
+    def build(self, z_e_shape, head_shape=None):
+        super().build(z_e_shape, head_shape)
+        if self.hardening_steps:
+            # Training steps taken, for the annealed temperature; one count per step on any number of replicas.
+            self.hardening_step = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name="hardening_step", aggregation="only_first_replica"
+            )
+
+    def temperature(self):
+        """The posterior's temperature now: 1 (the paper's) or, with ``hardening_steps``, ``max(1 - step / steps,
+        0)``."""
+        if not self.hardening_steps:
+            return 1.0
+        return ops.maximum(1.0 - self.hardening_step / float(self.hardening_steps), 0.0)
 
     def posterior(self, z, log_sigma, codebook=None):
         """Posterior codeword probabilities ``p [..., K]`` for codes ``z [..., d]`` and ``log_sigma [..., K]``."""
@@ -124,9 +164,16 @@ class SoftVectorQuantizer(_Quantizer):
         # it finite for any finite input (exp(80) ~ 5.5e34 fits in float32).
         scaled = ops.exp(ops.minimum(ops.log(distances + 1e-30) - 2.0 * log_sigma, 80.0))
         norm = log_sigma if self.likelihood == "original" else -float(z.shape[-1]) * log_sigma
-        return ops.softmax(-0.5 * scaled + norm, axis=-1)
+        logits = -0.5 * scaled + norm
+        if not self.hardening_steps:
+            return ops.softmax(logits, axis=-1)
+        temperature = self.temperature()
+        hard = ops.one_hot(ops.argmax(logits, axis=-1), self.num_codewords, dtype=logits.dtype)
+        return ops.where(temperature > 0.0, ops.softmax(logits / ops.maximum(temperature, 1e-6), axis=-1), hard)
 
     def _quantize(self, z_e, head, training, codebook):
+        if training and self.hardening_steps:
+            self.hardening_step.assign_add(1.0)
         z_noisy = z_e
         if training and self.noise_std > 0:
             z_noisy = z_e + self.noise_std * keras.random.normal(
@@ -136,5 +183,26 @@ class SoftVectorQuantizer(_Quantizer):
         z_q = ops.matmul(probs, ops.transpose(ops.cast(codebook, "float32")))  # [N, d]
         return z_q, probs
 
+    def _decoded(self, z_q, probs, training, codebook):
+        """The measures of softness; the decoder's read of the posterior, and the peakedness penalty."""
+        entropy = -ops.sum(probs * ops.log(probs + 1e-30), axis=-1)  # [N], nats
+        most_probable = self.codewords(ops.argmax(probs, axis=-1), codebook)  # [N, d]
+        self.update_metric(self.effective_codewords, ops.exp(entropy))
+        self.update_metric(self.hard_token_distance, ops.sum(ops.square(z_q - most_probable), axis=-1))
+        penalty = self.entropy_weight * ops.mean(entropy) if self.entropy_weight > 0 else None
+        if self.decode == "most_probable":
+            return most_probable, penalty
+        if self.decode == "sample":
+            drawn = keras.random.categorical(ops.log(probs + 1e-30), 1, seed=self.seed_generator)[:, 0]
+            return self.codewords(drawn, codebook), penalty
+        return z_q, penalty
+
     def get_config(self):
-        return {**super().get_config(), "noise_std": self.noise_std, "likelihood": self.likelihood}
+        return {
+            **super().get_config(),
+            "noise_std": self.noise_std,
+            "likelihood": self.likelihood,
+            "decode": self.decode,
+            "hardening_steps": self.hardening_steps,
+            "entropy_weight": self.entropy_weight,
+        }

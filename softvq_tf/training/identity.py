@@ -19,6 +19,9 @@ ADDED_SETTINGS = (
     "fsq_project_out_bias",
     "temperature_decay",
     "output_bias",
+    "soft_decode",
+    "hardening_steps",
+    "entropy_weight",
 )
 
 # How a run is executed, not what it computes: excluded from its identity.

@@ -109,6 +109,22 @@ class RunConfig:
         help="soft VQ weights: the notebooks' (+s_k) or textbook (-d s_k)",
         rule=LAYER_RULES["likelihood"],
     )
+    soft_decode: Optional[str] = setting(
+        flag="--soft-decode",
+        help="what the soft VQ decoder reads: posterior_mean (the paper's), most_probable (hard tokens, the gradient "
+        "copied to z_e) or sample",
+        rule=LAYER_RULES["decode"],
+    )
+    hardening_steps: Optional[int] = setting(
+        flag="--hardening-steps",
+        help="soft to hard: the soft VQ posterior's temperature falls from 1 to 0 (one-hot) over this many steps",
+        rule=LAYER_RULES["hardening_steps"],
+    )
+    entropy_weight: Optional[float] = setting(
+        flag="--entropy-weight",
+        help="weight of a penalty on the soft VQ posterior's mean entropy (peakedness)",
+        rule=LAYER_RULES["entropy_weight"],
+    )
     ema_decay: Optional[float] = setting(
         flag="--ema-decay",
         help="update the codebook by moving averages with this decay, e.g. 0.99",

@@ -56,6 +56,12 @@ VARIANTS = {
         1,
         True,
     ),
+    "soft_vq_soft_to_hard": (
+        lambda: SoftVectorQuantizer(K, decode="most_probable", hardening_steps=3, entropy_weight=0.1, seed=0),
+        1,
+        1,
+        False,
+    ),
     "fsq": (lambda: FiniteScalarQuantizer((3, 3), seed=0), 4, 0, False),
     "sqvae": (lambda: StochasticVectorQuantizer(K, seed=0), 2, 1, False),
 }
