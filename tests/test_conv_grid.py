@@ -118,6 +118,11 @@ def test_token_scores_decode_the_most_probable_codewords_and_count_every_positio
         hard = np.mean((model.decoder(model.bottleneck.codewords(tokens)).numpy() - x) ** 2)
         assert scores["hard_test_nmse"] == pytest.approx(hard, rel=1e-4)
         assert scores["hard_test_psnr"] == pytest.approx(10 * np.log10(1 / hard), rel=1e-4)
+        probs = model.bottleneck.assignment_probabilities(z_e, head).numpy()
+        effective = np.mean(np.exp(-(probs * np.log(probs + 1e-30)).sum(-1)))
+        assert 1 <= scores["effective_codewords"] <= 8 and scores["effective_codewords"] == pytest.approx(effective)
+        gap = model.bottleneck(z_e, head).numpy() - model.bottleneck.codewords(tokens).numpy()
+        assert scores["hard_token_distance"] == pytest.approx(np.mean((gap**2).sum(-1)), rel=1e-4)
     else:
         assert "hard_test_nmse" not in scores  # the decoder's input is the token grid already
 

@@ -32,15 +32,17 @@ def grid_markdown(table, common=""):
     """A grid of codes' table: test reconstruction from each decoder input, token use, probes, training time."""
     lines = [
         "| model | seeds | decoder input | test NMSE | test PSNR (dB) | token perplexity | tokens in use "
-        "| bits per image | linear probe (%) | clustering ACC (%) | NMI | training time (s, median) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| bits per image | effective codewords | linear probe (%) | clustering ACC (%) | NMI "
+        "| training time (s, median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     table_path = _table_path(table)
     for e, decoder_input, nmse, psnr in _grid_lines(table):
         lines.append(
             f"| {display_name(e, common)} | {e['n']} | {decoder_input} | {_mean_std(e, nmse, 4)} | "
             f"{_mean_std(e, psnr, 2)} | {_mean_std(e, 'token_perplexity', 1)} | {_mean_std(e, 'tokens_in_use', 1)} | "
-            f"{_mean_std(e, 'bits_per_image', 0)} | {_mean_std(e, 'cls', 2)} | {_mean_std(e, 'acc', 2)} | "
+            f"{_mean_std(e, 'bits_per_image', 0)} | {_mean_std(e, 'effective_codewords', 1)} | "
+            f"{_mean_std(e, 'cls', 2)} | {_mean_std(e, 'acc', 2)} | "
             f"{_mean_std(e, 'nmi', 4)} | {_time_cell(e, table_path)} |"
         )
     return "\n".join(lines) + "\n"

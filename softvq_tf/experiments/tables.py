@@ -46,6 +46,8 @@ GRID_METRICS = (
     "token_perplexity",
     "tokens_in_use",
     "bits_per_image",
+    "effective_codewords",
+    "hard_token_distance",
 )
 # Wall-clock times: summarised by their median over seeds, since one run paused (SIGSTOP) or trained on a
 # busy machine pulls a mean by minutes.
