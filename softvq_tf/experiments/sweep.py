@@ -37,11 +37,23 @@ def parse_variant(text):
     return name, parse_settings(assignments, f"--variant {name}")
 
 
+# A grid of codes' columns, on the held-out split (``tokens.token_scores``), where a sweep's rows have them.
+GRID_COLUMNS = (
+    ("held-out NMSE (decoder input)", "test_nmse", 4),
+    ("held-out NMSE (hard tokens)", "hard_test_nmse", 4),
+    ("tokens in use", "tokens_in_use", 0),
+    ("effective codewords", "effective_codewords", 1),
+)
+
+
 def to_markdown(rows):
+    grid = any(r.get("test_nmse") is not None for r in rows)
+    columns = GRID_COLUMNS if grid else ()
     lines = [
         "| variant | seeds | clustering ACC (%) | near-best ACC (%) | NMI | classification (%) | final reconstruction "
-        "(normalised MSE) | final perplexity | codewords in use | dead-codeword restarts |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "(normalised MSE) | final perplexity | codewords in use | dead-codeword restarts |"
+        + "".join(f" {label} |" for label, _, _ in columns),
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(columns),
     ]
     for r in rows:
         fmt = lambda m, d: f"{r[m]:.{d}f}" + (f" ± {r[m + '_std']:.{d}f}" if r["n"] > 1 else "")  # noqa: E731
@@ -50,7 +62,7 @@ def to_markdown(rows):
         lines.append(
             f"| {r['variant']} | {r['n']} | {fmt('acc', 2)} | {near_best} | {fmt('nmi', 4)} | {fmt('cls', 2)} | "
             f"{r['reconstruction_nmse']:.4f} | {opt('perplexity')} | {opt('codewords_in_use')} | "
-            f"{opt('dead_code_restarts', 0)} |"
+            f"{opt('dead_code_restarts', 0)} |" + "".join(f" {opt(metric, digits)} |" for _, metric, digits in columns)
         )
     return "\n".join(lines) + "\n"
 
@@ -186,6 +198,8 @@ def write_tables(scores, variants, args, argv, output):
             row[metric], row[metric + "_std"] = entry[metric], entry[metric + "_std"] or 0.0
         for key in ("reconstruction_nmse", "perplexity", "codewords_in_use", "dead_code_restarts"):
             row[key] = entry[key]
+        for _, key, _ in GRID_COLUMNS:
+            row[key] = entry.get(key)
         rows.append(row)
     rundir.write_atomic(output, header + to_markdown(rows))
     rundir.write_atomic(os.path.splitext(output)[0] + ".json", json.dumps(rows, indent=2) + "\n")
