@@ -58,8 +58,9 @@ PROBE_LABELS = {
 }
 
 
-def probe_summary(scores):
-    """One line: each probe's seconds, and whether each probe with a tolerance converged."""
+def probe_summary(scores, probe_epochs=30):
+    """One line: each probe's seconds, and whether each probe with a tolerance converged (the linear probe has
+    none: it trains its ``probe_epochs``)."""
     seconds = scores.get("probe_seconds", {})
     timing = ", ".join(f"{label} {seconds[probe]:.1f}" for probe, label in PROBE_LABELS.items() if probe in seconds)
     converged = scores.get("probes_converged", {})
@@ -67,7 +68,8 @@ def probe_summary(scores):
         f"{PROBE_LABELS[probe]} {'converged' if ok else 'DID NOT CONVERGE'}" for probe, ok in converged.items()
     )
     return (
-        f"    probe seconds: {timing} (total {sum(seconds.values()):.1f}); {state}; the linear probe trains 30 epochs"
+        f"    probe seconds: {timing} (total {sum(seconds.values()):.1f}); {state}; "
+        f"the linear probe trains {probe_epochs} epochs"
     )
 
 
@@ -199,7 +201,7 @@ def score_raw(config, data, settings, log=print):
         settings["probe_epochs"],
         log=log,
     )
-    log(probe_summary(scores))
+    log(probe_summary(scores, settings["probe_epochs"]))
     return {
         "dataset": config.dataset,
         "model": "raw",
@@ -291,7 +293,7 @@ def score_run(run_dir, config, data, settings, log=print):
             model = _load_saved(run_dir, "autoencoder.keras", lambda path: keras.saving.load_model(path, compile=False))
             scores.update(token_scores(model, config, data.x_eval))
         scores["probe_seconds"] = dict(clock.seconds)
-    log(probe_summary(scores))
+    log(probe_summary(scores, settings["probe_epochs"]))
     code = registry.get(config.bottleneck).code_probed
     if code:
         log(f"    probing {code}")

@@ -28,15 +28,19 @@ def token_scores(model, config, images, batch_size=500):
     the tokens in use), and, where the usual input is not a token (soft VQ),
     ``hard_test_nmse`` and ``hard_test_psnr`` from the most probable codewords, ``effective_codewords``
     (the mean of exp(entropy) of the posterior per position) and ``hard_token_distance`` (the mean squared
-    distance between the usual decoder input and the most probable codeword, per position).
+    distance between the posterior mean and the most probable codeword, per position): the layer's own
+    measures over these images.
     A continuous bottleneck (the AE, the VAE family, information dropout) has no
     tokens: only its reconstruction is scored, the reference a tokenizer is measured against.
     """
     bottleneck = model.bottleneck
     usual, hard, counts, positions = 0.0, 0.0, None, None
-    effective, distance = 0.0, 0.0  # sums over positions of exp(entropy) and |posterior mean - hard token|^2
     has_tokens = hasattr(bottleneck, "tokens")
     decodes_tokens = hasattr(bottleneck, "codewords") and registry.get(config.bottleneck).soft_tokens
+    if decodes_tokens:  # the soft quantizer measures its softness in every call: over these images only
+        softness = (bottleneck.effective_codewords, bottleneck.hard_token_distance)
+        for metric in softness:
+            metric.reset_state()
     for start in range(0, len(images), batch_size):
         x = preprocess(images[start : start + batch_size], config.pixel_max, config.pixel_offset)
         x_np = keras.ops.convert_to_numpy(x)
@@ -50,13 +54,8 @@ def token_scores(model, config, images, batch_size=500):
         found = np.bincount(tokens.reshape(-1), minlength=getattr(bottleneck, "num_codewords", 0))
         counts = found if counts is None else counts + found
         if decodes_tokens:
-            hard_input = bottleneck.codewords(tokens)
-            x_hard = model.decoder(hard_input, training=False)
+            x_hard = model.decoder(bottleneck.codewords(tokens), training=False)
             hard += float(np.sum((keras.ops.convert_to_numpy(x_hard) - x_np) ** 2))
-            probs = keras.ops.convert_to_numpy(bottleneck.assignment_probabilities(z_e, head))
-            effective += float(np.sum(np.exp(-np.sum(probs * np.log(probs + 1e-30), axis=-1))))
-            gap = keras.ops.convert_to_numpy(usual_input) - keras.ops.convert_to_numpy(hard_input)
-            distance += float(np.sum(gap**2))
     pixels = len(images) * math.prod(config.image_shape)
     scores = {"test_nmse": usual / pixels / model.data_variance, "test_psnr": _psnr(usual / pixels)}
     if not has_tokens:
@@ -70,6 +69,6 @@ def token_scores(model, config, images, batch_size=500):
     )
     if decodes_tokens:
         scores.update(hard_test_nmse=hard / pixels / model.data_variance, hard_test_psnr=_psnr(hard / pixels))
-        all_positions = len(images) * positions
-        scores.update(effective_codewords=effective / all_positions, hard_token_distance=distance / all_positions)
+        effective, distance = (float(keras.ops.convert_to_numpy(metric.result())) for metric in softness)
+        scores.update(effective_codewords=effective, hard_token_distance=distance)
     return scores

@@ -107,7 +107,7 @@ class Bottleneck(keras.layers.Layer):
         name = type(self).__name__
         if len(z_e_shape) < 2:
             raise ValueError(f"{name} takes codes [..., d] of rank >= 2 (batch first), got z_e shape {z_e_shape}")
-        built_width = getattr(self, "_code_width", None)
+        built_width = self._code_width
         if built_width is not None and z_e_shape[-1] is not None and z_e_shape[-1] != built_width:
             raise ValueError(
                 f"{name} was built for codes [..., {built_width}], got z_e shape {_shape_text(z_e_shape)}; "
