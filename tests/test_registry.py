@@ -30,6 +30,7 @@ SAMPLE = dict(
     soft_decode="most_probable",
     hardening_steps=50,
     entropy_weight=0.01,
+    usage_weight=0.02,
 )
 AS_CONFIG = {"fsq_levels": [4, 3]}  # how get_config writes a value back
 

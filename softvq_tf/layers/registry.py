@@ -152,6 +152,7 @@ ENTRIES = (
             "soft_decode": "decode",
             "hardening_steps": "hardening_steps",
             "entropy_weight": "entropy_weight",
+            "usage_weight": "usage_weight",
         },
         in_paper=True,
         defaults={"noise_std": 0.0, "likelihood": "original"},

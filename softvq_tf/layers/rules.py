@@ -78,6 +78,7 @@ LAYER_RULES = {
     "decode": one_of(DECODES),
     "hardening_steps": whole_number_at_least(1),
     "entropy_weight": at_least(0),
+    "usage_weight": at_least(0),
     "ema_decay": within(0, 1),
     "ema_epsilon": above(0),
     "dead_code_steps": whole_number_at_least(1),

@@ -52,6 +52,10 @@ class SoftVectorQuantizer(_Quantizer):
             paper's fixed posterior.
         entropy_weight: weight of a peakedness penalty, the mean entropy of the posterior (in nats)
             over positions, added to the loss (the entropy terms of SoftVQ-VAE and LGQ); 0: none.
+        usage_weight: weight of a codebook-usage reward, the entropy (in nats) of the batch's mean
+            posterior, subtracted from the loss: with ``entropy_weight`` it is the entropy loss of
+            LFQ (Yu et al., ICLR 2024) and LGQ's usage regulariser, which keeps a peaked posterior
+            from collapsing onto a few codewords; 0: none.
         seed: seed of the codebook's initializer, the noise, the samples and the restarts.
         **kwargs: Keras layer arguments (``name``, ...).
 
@@ -104,6 +108,7 @@ class SoftVectorQuantizer(_Quantizer):
         decode="posterior_mean",
         hardening_steps=None,
         entropy_weight=0.0,
+        usage_weight=0.0,
         seed=None,
         **kwargs,
     ):
@@ -126,12 +131,14 @@ class SoftVectorQuantizer(_Quantizer):
             decode=decode,
             hardening_steps=hardening_steps,
             entropy_weight=entropy_weight,
+            usage_weight=usage_weight,
         )
         self.noise_std = float(noise_std)
         self.likelihood = likelihood
         self.decode = decode
         self.hardening_steps = None if hardening_steps is None else int(hardening_steps)
         self.entropy_weight = float(entropy_weight)
+        self.usage_weight = float(usage_weight)
         # How soft the posterior is, per position: exp(entropy), and how far its mean lies from its hard token.
         self.effective_codewords = keras.metrics.Mean(name=self.metric_name("effective_codewords"))
         self.hard_token_distance = keras.metrics.Mean(name=self.metric_name("hard_token_distance"))
@@ -184,12 +191,16 @@ class SoftVectorQuantizer(_Quantizer):
         return z_q, probs
 
     def _decoded(self, z_q, probs, training, codebook):
-        """The measures of softness; the decoder's read of the posterior, and the peakedness penalty."""
+        """The measures of softness; the decoder's read of the posterior, and the peakedness and usage terms."""
         entropy = -ops.sum(probs * ops.log(probs + 1e-30), axis=-1)  # [N], nats
         most_probable = self.codewords(ops.argmax(probs, axis=-1), codebook)  # [N, d]
         self.update_metric(self.effective_codewords, ops.exp(entropy))
         self.update_metric(self.hard_token_distance, ops.sum(ops.square(z_q - most_probable), axis=-1))
         penalty = self.entropy_weight * ops.mean(entropy) if self.entropy_weight > 0 else None
+        if self.usage_weight > 0:
+            usage = ops.mean(probs, axis=0)  # [K]: the batch's mean posterior (per replica)
+            reward = self.usage_weight * -ops.sum(usage * ops.log(usage + 1e-30))
+            penalty = -reward if penalty is None else penalty - reward
         if self.decode == "most_probable":
             return most_probable, penalty
         if self.decode == "sample":
@@ -205,4 +216,5 @@ class SoftVectorQuantizer(_Quantizer):
             "decode": self.decode,
             "hardening_steps": self.hardening_steps,
             "entropy_weight": self.entropy_weight,
+            "usage_weight": self.usage_weight,
         }

@@ -22,6 +22,7 @@ ADDED_SETTINGS = (
     "soft_decode",
     "hardening_steps",
     "entropy_weight",
+    "usage_weight",
 )
 
 # How a run is executed, not what it computes: excluded from its identity.

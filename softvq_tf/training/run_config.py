@@ -125,6 +125,11 @@ class RunConfig:
         help="weight of a penalty on the soft VQ posterior's mean entropy (peakedness)",
         rule=LAYER_RULES["entropy_weight"],
     )
+    usage_weight: Optional[float] = setting(
+        flag="--usage-weight",
+        help="weight of a reward on the entropy of the batch's mean soft VQ posterior (codebook usage)",
+        rule=LAYER_RULES["usage_weight"],
+    )
     ema_decay: Optional[float] = setting(
         flag="--ema-decay",
         help="update the codebook by moving averages with this decay, e.g. 0.99",

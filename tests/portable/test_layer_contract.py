@@ -57,7 +57,9 @@ VARIANTS = {
         True,
     ),
     "soft_vq_soft_to_hard": (
-        lambda: SoftVectorQuantizer(K, decode="most_probable", hardening_steps=3, entropy_weight=0.1, seed=0),
+        lambda: SoftVectorQuantizer(
+            K, decode="most_probable", hardening_steps=3, entropy_weight=0.1, usage_weight=0.1, seed=0
+        ),
         1,
         1,
         False,

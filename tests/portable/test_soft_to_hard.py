@@ -70,6 +70,19 @@ def test_the_entropy_penalty_adds_its_weight_times_the_mean_entropy():
     assert difference == pytest.approx(0.3 * entropy, rel=1e-4)
 
 
+def test_the_usage_reward_subtracts_its_weight_times_the_entropy_of_the_mean_posterior():
+    plain = SoftVectorQuantizer(K, seed=0)
+    both = SoftVectorQuantizer(K, entropy_weight=0.3, usage_weight=0.2, seed=0)
+    plain(Z, LOG_SIGMA), both(Z, LOG_SIGMA)
+    probs = _numpy(plain.assignment_probabilities(Z, LOG_SIGMA)).reshape(-1, K)
+    entropy = -(probs * np.log(probs + 1e-30)).sum(-1).mean()
+    usage = probs.mean(0)
+    usage_entropy = -(usage * np.log(usage + 1e-30)).sum()
+    difference = float(_numpy(both.losses[0])) - float(_numpy(plain.losses[0]))
+    assert usage_entropy > 0.5  # the case is not degenerate
+    assert difference == pytest.approx(0.3 * entropy - 0.2 * usage_entropy, rel=1e-4)
+
+
 def test_the_measures_of_softness():
     soft = SoftVectorQuantizer(K, seed=0, name="soft")
     soft(Z, LOG_SIGMA)
@@ -92,7 +105,7 @@ def test_the_defaults_are_the_papers_soft_quantizer():
     np.testing.assert_allclose(_numpy(quantizer(Z, LOG_SIGMA)), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [{"decode": "hard"}, {"hardening_steps": 0}, {"entropy_weight": -1.0}])
+@pytest.mark.parametrize("bad", [{"decode": "hard"}, {"hardening_steps": 0}, {"entropy_weight": -1.0}, {"usage_weight": -0.1}])
 def test_bad_settings_are_refused_in_one_line(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         SoftVectorQuantizer(K, **bad)
