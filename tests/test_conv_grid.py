@@ -166,16 +166,23 @@ def test_fsq_on_conv_grid_starts_its_output_bias_uniform_by_default_and_names_it
     assert_one_line_error(result, "--fsq-project-out-bias")
 
 
-@pytest.mark.parametrize("bottleneck", ["soft_vq", "vq", "fsq", "ae"])
+@pytest.mark.parametrize("bottleneck", ["soft_vq", "soft_vq_hard_decoder", "vq", "fsq", "ae"])
 def test_the_token_figure_decodes_hard_tokens_and_soft_vqs_posterior_mean(bottleneck):
     from softvq_tf.experiments.token_figure import token_reconstructions
 
-    layer = make_bottleneck(bottleneck, **applicable(bottleneck, {"num_codewords": 8, "fsq_levels": (4, 4)}), seed=0)
+    settings = {"num_codewords": 8, "fsq_levels": (4, 4)}
+    if bottleneck == "soft_vq_hard_decoder":  # its decoder reads the hard tokens: one row, no posterior mean
+        layer = make_bottleneck("soft_vq", num_codewords=8, soft_decode="most_probable", seed=0)
+    else:
+        layer = make_bottleneck(bottleneck, **applicable(bottleneck, settings), seed=0)
     model = Autoencoder("conv_grid", (8, 8, 1), 4, layer)
     x = np.random.default_rng(2).random((3, 8, 8, 1), dtype=np.float32)
     usual = model(x).numpy()
     rows = dict(token_reconstructions(model, x))
-    if bottleneck == "soft_vq":
+    if bottleneck == "soft_vq_hard_decoder":
+        assert list(rows) == ["hard tokens"]
+        np.testing.assert_allclose(rows["hard tokens"], usual, rtol=1e-6)
+    elif bottleneck == "soft_vq":
         z_e, head = model.encode(x)
         hard = model.decoder(layer.codewords(layer.tokens(z_e, head))).numpy()
         np.testing.assert_array_equal(rows["posterior mean"], usual)

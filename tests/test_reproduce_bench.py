@@ -249,3 +249,14 @@ def test_sweep_from_an_empty_store_is_one_line(tmp_path, capsys):
     assert run_cli(sweep.main, [*argv, "--output", str(tmp_path / "s.md")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "no stored scores" in err and "without --from-store" in err
+
+
+@pytest.mark.parametrize("extra", [["--test", "--reference", "y"], ["--reference", "x"]])
+def test_sweep_refuses_a_reference_that_is_not_a_tested_variant_in_one_line(tmp_path, capsys, extra):
+    from softvq_tf.experiments import sweep
+    from softvq_tf.training.errors import run_cli
+
+    argv = ["--dataset", "digits", "--variant", "x:", *extra, "--output", str(tmp_path / "s.md")]
+    assert run_cli(sweep.main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--reference" in err and not (tmp_path / "s.md").exists()

@@ -165,6 +165,37 @@ def test_a_grid_table_gives_soft_vq_twice_and_rivals_against_its_mean_and_its_ha
     assert cells[3] == f"{against_hard[0]:+.4f} [{against_hard[1]:+.4f}, {against_hard[2]:+.4f}]*"
 
 
+def test_a_chosen_tokenizer_is_the_reference_of_every_line_decoded_from_its_hard_tokens(tmp_path):
+    """Issue #45: rivals minus a soft VQ-VAE whose decoder reads its hard tokens, soft VQ's two lines apart."""
+    rows = [_grid_row("soft_vq", s, 0.01 + 0.001 * s, hard=3.0 + s) for s in range(3)]
+    rows += [_grid_row("vq", s, 0.05 + 0.002 * s) for s in range(3)]
+    for s in range(3):
+        hard = 0.03 + 0.003 * s
+        tokenizer = _grid_row("soft_vq", s, hard, hard=hard, variant="network=conv_grid, soft_decode=most_probable")
+        rows.append({**tokenizer, "identity_key": "tokenizer", "cls": 80.0 + s})
+    table_files.write_tables(tables.summarize(rows), rows, str(tmp_path / "grid"), reference="tokenizer")
+    text = (tmp_path / "grid.md").read_text()
+    lines = text.splitlines()
+    name = "Soft VQ-VAE (soft_decode=most_probable)"
+    assert [line.split(" | ")[2] for line in lines if line.startswith(f"| {name} | 3 | most")] == [
+        "most probable codeword (hard tokens)"  # once: its decoder input is its hard tokens
+    ]
+    assert f"Difference to {name} decoded from its hard tokens" in text
+    assert f"model minus {name};" in text  # the probes' differences too
+    ref_nmse = [0.03, 0.033, 0.036]
+    for model, reads, values in (
+        ("VQ-VAE", "nearest codeword", [r["test_nmse"] for r in rows if r["model"] == "vq"]),
+        ("Soft VQ-VAE", "posterior mean", [0.010, 0.011, 0.012]),
+        ("Soft VQ-VAE", "most probable codeword (hard tokens)", [3.0, 4.0, 5.0]),
+    ):
+        d = tables.welch_interval(values, ref_nmse)
+        line = next(line for line in lines if line.startswith(f"| {model} | 3 | {reads} | ") and "[" in line)
+        assert line.split(" | ")[3] == f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]*"
+    probe_line = next(line for line in lines if line.startswith("| VQ-VAE | 3 | +"))  # the probes' differences
+    d = tables.welch_interval([87.0, 88.0, 89.0], [80.0, 81.0, 82.0])
+    assert f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]*" in probe_line  # linear probe, minus the tokenizer's
+
+
 def test_a_continuous_code_on_a_grid_is_the_reference_row_without_tokens(tmp_path):
     """The AE on conv_grid: its reconstruction beside the tokenizers', '-' for every token column."""
     rows = [_grid_row("soft_vq", s, 0.01 + 0.001 * s, hard=3.0 + s) for s in range(2)]

@@ -16,15 +16,25 @@ from softvq_tf.layers import registry
 
 # The second line of a model decoded from its hard tokens as well (soft VQ), beside its usual decoder input.
 HARD_TOKENS = "most probable codeword (hard tokens)"
+# What a soft VQ-VAE's decoder reads under each ``soft_decode`` setting (issue #45) other than the posterior mean.
+SOFT_DECODER_INPUTS = {"most_probable": HARD_TOKENS, "sample": "a codeword drawn from the posterior"}
+
+
+def decoder_input(entry):
+    """What the entry's decoder reads: its bottleneck's usual input, or the soft VQ decode mode its variant sets."""
+    settings = dict(part.split("=", 1) for part in (entry.get("variant") or "").split(", ") if "=" in part)
+    return SOFT_DECODER_INPUTS.get(settings.get("soft_decode"), registry.get(entry["model"]).decoder_input)
 
 
 def _grid_lines(table):
-    """``(entry, decoder input, nmse metric, psnr metric)`` per line: soft VQ twice (usual input, hard tokens)."""
+    """``(entry, decoder input, nmse metric, psnr metric)`` per line: soft VQ twice (usual input, hard tokens), once
+    where its decoder reads the hard tokens themselves."""
     for e in table:
         if e.get("test_nmse") is None:
             continue
-        yield e, registry.get(e["model"]).decoder_input, "test_nmse", "test_psnr"
-        if e.get("hard_test_nmse") is not None:
+        reads = decoder_input(e)
+        yield e, reads, "test_nmse", "test_psnr"
+        if e.get("hard_test_nmse") is not None and reads != HARD_TOKENS:
             yield e, HARD_TOKENS, "hard_test_nmse", "hard_test_psnr"
 
 
@@ -62,8 +72,63 @@ GRID_COMPARED = (
 )
 
 
-def grid_differences_markdown(table, common=""):
-    """Each grid model minus the soft VQ-VAE (its posterior mean, and its hard tokens), with 95% Welch intervals."""
+# Columns compared with a chosen tokenizer (``reference``): every decoder input's line against its hard tokens.
+TOKENIZER_COMPARED = (
+    ("NMSE", "hard_test_nmse", 4),
+    ("PSNR (dB)", "hard_test_psnr", 2),
+    ("token perplexity", "token_perplexity", 1),
+    ("tokens in use", "tokens_in_use", 1),
+    ("bits per image", "bits_per_image", 0),
+    ("linear probe (%)", "cls", 2),
+    ("ACC (%)", "acc", 2),
+    ("NMI", "nmi", 4),
+)
+
+
+def _interval_cell(values, reference_values, digits):
+    d = welch_interval(values, reference_values)
+    if d is None:
+        return None
+    mark = "*" if d[1] > 0 or d[2] < 0 else ""
+    return f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]{mark}"
+
+
+def tokenizer_differences_markdown(table, reference, common=""):
+    """Each grid line (soft VQ's posterior mean and hard tokens apart) minus the chosen row decoded from its hard
+    tokens, with 95% Welch intervals: how every rival compares with it as a tokenizer."""
+    ref = reference_entry(table, common, reference)
+    if ref is None or ref.get("test_nmse") is None:
+        return ""
+    own = {"hard_test_nmse": "test_nmse", "hard_test_psnr": "test_psnr"}
+    theirs = lambda metric: metric if ref.get(metric) is not None else own.get(metric, metric)  # noqa: E731
+    lines = [
+        f"Difference to {display_name(ref, common)} decoded from its hard tokens (each line minus it; mean over "
+        "seeds, 95% Welch interval; * where the interval excludes 0):",
+        "",
+        "| model | seeds | decoder input | " + " | ".join(label for label, _, _ in TOKENIZER_COMPARED) + " |",
+        "|---|---|---|" + "---|" * len(TOKENIZER_COMPARED),
+    ]
+    intervals = 0
+    for e, reads, nmse, psnr in _grid_lines(table):
+        if e is ref:
+            continue
+        cells = []
+        for _, metric, digits in TOKENIZER_COMPARED:
+            mine = {"hard_test_nmse": nmse, "hard_test_psnr": psnr}.get(metric, metric)
+            cell = _interval_cell(e.get(mine + "_values", []), ref.get(theirs(metric) + "_values", []), digits)
+            intervals += cell is not None
+            cells.append(cell or "-")
+        lines.append(f"| {display_name(e, common)} | {e['n']} | {reads} | " + " | ".join(cells) + " |")
+    if not intervals:
+        return ""  # one seed each: no interval to give
+    return "\n".join(lines) + "\n"
+
+
+def grid_differences_markdown(table, common="", reference=None):
+    """Each grid model minus the soft VQ-VAE (its posterior mean, and its hard tokens), with 95% Welch intervals;
+    with ``reference`` (an identity key), every line minus that row's hard tokens."""
+    if reference is not None:
+        return tokenizer_differences_markdown(table, reference, common)
     reference = reference_entry(table, common)
     if reference is None or reference.get("hard_test_nmse") is None:
         return ""
@@ -81,13 +146,9 @@ def grid_differences_markdown(table, common=""):
             continue
         cells = []
         for _, metric, theirs, digits in GRID_COMPARED:
-            d = welch_interval(e.get(metric + "_values", []), reference.get(theirs + "_values", []))
-            if d is None:
-                cells.append("-")
-                continue
-            intervals += 1
-            mark = "*" if d[1] > 0 or d[2] < 0 else ""
-            cells.append(f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]{mark}")
+            cell = _interval_cell(e.get(metric + "_values", []), reference.get(theirs + "_values", []), digits)
+            intervals += cell is not None
+            cells.append(cell or "-")
         lines.append(f"| {display_name(e, common)} | {e['n']} | " + " | ".join(cells) + " |")
     if not intervals:
         return ""  # one seed each: no interval to give

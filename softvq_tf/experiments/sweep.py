@@ -6,7 +6,8 @@
 Choices are made on the validation split; ``--test`` is for the final table
 of variants already chosen (it trains on all of train, probes the test split
 and writes the full table: near-best ACC, training time, and each row's
-difference to the soft VQ-VAE with its interval).
+difference to the soft VQ-VAE, or to the ``--reference`` variant, with its
+interval).
 
 Each ``--variant NAME:key=value,...`` is one run per seed (``bottleneck=ae``
 switches the model; any other key is a ``RunConfig`` field). Runs go to
@@ -90,6 +91,12 @@ def main(argv=None):
         action="store_true",
         help="final scores of chosen variants: train on all of train, probe the test split",
     )
+    p.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="with --test: the variant every other row is compared with (default: the paper's soft VQ-VAE); on a "
+        "grid, each line minus its hard tokens",
+    )
     p.add_argument("--scores-dir", help="per-run scores (default: scores/ beside the output)")
     p.add_argument("--output", help="default results/sweep_DATASET.md")
     args = p.parse_args(argv)
@@ -104,6 +111,8 @@ def main(argv=None):
     variants = [parse_variant(v) for v in args.variant]
     if len({name for name, _ in variants}) != len(variants):
         raise UsageError("--variant names must be unique")
+    if args.reference is not None and (not args.test or args.reference not in dict(variants)):
+        raise UsageError(f"--reference must name one of the --variant names, with --test (got {args.reference!r})")
 
     from softvq_tf.training.config import resolve_config
 
@@ -185,7 +194,10 @@ def write_tables(scores, variants, args, argv, output):
     if args.test:
         # The final table: every probe, training time, and each row minus the soft VQ-VAE with its interval.
         by_identity = tables.summarize(scores)
-        table_files.write_tables(by_identity, scores, os.path.splitext(output)[0], header)
+        reference = next(
+            (r.get("identity_key", r.get("identity")) for r in scores if r["variant_name"] == args.reference), None
+        )
+        table_files.write_tables(by_identity, scores, os.path.splitext(output)[0], header, reference)
         return tables.to_markdown(by_identity, tables.common_variant(scores))
     summary = {entry["variant_name"]: entry for entry in tables.summarize(scores, group_by="variant_name")}
     rows = []

@@ -76,14 +76,15 @@ def _kmeans_inits(rows):
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
-def write_tables(table, rows, stem, header=""):
-    """Write ``stem.md`` (summary, differences to soft VQ, every run), ``stem.csv`` and ``stem.json``, atomically."""
+def write_tables(table, rows, stem, header="", reference=None):
+    """Write ``stem.md`` (summary, differences to soft VQ or to the row whose identity key is ``reference``, every
+    run), ``stem.csv`` and ``stem.json``, atomically."""
     common = common_variant(rows)
     settings = f"Settings of every run beyond the data set's preset: {common}.\n\n" if common else ""
-    diffs = differences_markdown(table, common)
+    diffs = differences_markdown(table, common, reference)
     grid = ""
     if any(e.get("token_perplexity") is not None for e in table):
-        grid_diffs = grid_differences_markdown(table, common)
+        grid_diffs = grid_differences_markdown(table, common, reference)
         grid = (
             "## Grid of codes: reconstruction and tokens\n\n"
             "Test split; NMSE is the squared error over the training images' variance. Token use counts every "

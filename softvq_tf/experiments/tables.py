@@ -200,16 +200,19 @@ def welch_interval(values, reference, confidence=0.95):
     return diff, float(interval.low), float(interval.high)
 
 
-def reference_entry(table, common=""):
-    """The soft VQ-VAE entry the others are compared with: the one with no variant beyond ``common``."""
+def reference_entry(table, common="", reference=None):
+    """The entry the others are compared with: the one whose identity key is ``reference``, else the soft VQ-VAE
+    with no variant beyond ``common``."""
+    if reference is not None:
+        return next((e for e in table if e["identity_key"] == reference), None)
     candidates = [e for e in table if e["model"] == registry.PROPOSED]
     plain = [e for e in candidates if display_name(e, common) == MODEL_NAMES[registry.PROPOSED]]
     return (plain or candidates or [None])[0]
 
 
-def differences(table, common=""):
+def differences(table, common="", reference=None):
     """Per entry (not raw, not the reference): ``{metric: (diff, low, high) or None}`` against ``reference_entry``."""
-    reference = reference_entry(table, common)
+    reference = reference_entry(table, common, reference)
     if reference is None:
         return {}
     out = {}
@@ -220,6 +223,11 @@ def differences(table, common=""):
             metric: welch_interval(e[metric + "_values"], reference[metric + "_values"]) for metric, _, _ in COMPARED
         }
     return out
+
+
+def reference_label(entry, common="", reference=None):
+    """How a difference table names its reference: "soft VQ-VAE" for the default, else the chosen row's name."""
+    return "soft VQ-VAE" if reference is None else display_name(entry, common)
 
 
 def _paper_row(dataset, model):
@@ -259,15 +267,16 @@ def to_markdown(table, common=""):
     return "\n".join(lines) + "\n"
 
 
-def differences_markdown(table, common=""):
-    """Each model minus the soft VQ-VAE, mean over seeds with its 95% Welch interval; ``*`` where it excludes 0."""
-    reference = reference_entry(table, common)
-    diffs = differences(table, common)
+def differences_markdown(table, common="", reference=None):
+    """Each model minus the reference (the soft VQ-VAE unless ``reference`` names an identity key), mean over seeds
+    with its 95% Welch interval; ``*`` where it excludes 0."""
+    diffs = differences(table, common, reference)
+    reference, key = reference_entry(table, common, reference), reference
     if not any(d is not None for entry in diffs.values() for d in entry.values()):
         return ""  # one seed each: no interval to give
     lines = [
-        f"Difference to {display_name(reference, common)} (model minus soft VQ-VAE; mean over seeds, 95% Welch "
-        "interval; * where the interval excludes 0):",
+        f"Difference to {display_name(reference, common)} (model minus {reference_label(reference, common, key)}; mean "
+        "over seeds, 95% Welch interval; * where the interval excludes 0):",
         "",
         "| model | seeds | " + " | ".join(label for _, label, _ in COMPARED) + " |",
         "|---|---|" + "---|" * len(COMPARED),

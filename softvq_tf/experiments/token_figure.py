@@ -8,8 +8,9 @@ A tokenizer's decoder (or a prior's samples) works from a grid of token
 indices, so every row decodes ``bottleneck.codewords(tokens)``: the nearest
 codeword for hard VQ and SQ-VAE (their usual inference), the most probable
 one for soft VQ, whose usual input, the posterior mean, gets a row of its own
-above. FSQ's rounded code is its token grid already, so its row is the
-model's usual output. Each row's title gives its normalised MSE on the images
+above (none when its decoder reads the hard tokens, ``decode="most_probable"``).
+FSQ's rounded code is its token grid already, so its row is the model's usual
+output. Each row's title gives its normalised MSE on the images
 shown;
 pixels are drawn clipped to [0, 1]. A Markdown file beside the PNG gives the numbers and,
 for soft VQ, how spread its posterior is (``posterior_spread``).
@@ -42,7 +43,7 @@ def token_reconstructions(model, x):
     z_e, head = model.encode(x)
     hard = model.decoder(bottleneck.codewords(bottleneck.tokens(z_e, head)), training=False)
     out = [("hard tokens", keras.ops.convert_to_numpy(hard))]
-    if type(bottleneck).__name__ == "SoftVectorQuantizer":
+    if getattr(bottleneck, "decode", None) == "posterior_mean":  # soft VQ decoding its posterior mean (the paper's)
         out.insert(0, ("posterior mean", usual))
     return out
 

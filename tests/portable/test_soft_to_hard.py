@@ -105,7 +105,9 @@ def test_the_defaults_are_the_papers_soft_quantizer():
     np.testing.assert_allclose(_numpy(quantizer(Z, LOG_SIGMA)), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [{"decode": "hard"}, {"hardening_steps": 0}, {"entropy_weight": -1.0}, {"usage_weight": -0.1}])
+@pytest.mark.parametrize(
+    "bad", [{"decode": "hard"}, {"hardening_steps": 0}, {"entropy_weight": -1.0}, {"usage_weight": -0.1}]
+)
 def test_bad_settings_are_refused_in_one_line(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         SoftVectorQuantizer(K, **bad)
