@@ -181,7 +181,8 @@ def test_the_token_figure_decodes_hard_tokens_and_soft_vqs_posterior_mean(bottle
     rows = dict(token_reconstructions(model, x))
     if bottleneck == "soft_vq_hard_decoder":
         assert list(rows) == ["hard tokens"]
-        np.testing.assert_allclose(rows["hard tokens"], usual, rtol=1e-6)
+        # The layer's output is z_e + sg(codeword - z_e): the codeword to float32 rounding.
+        np.testing.assert_allclose(rows["hard tokens"], usual, rtol=1e-5, atol=1e-6)
     elif bottleneck == "soft_vq":
         z_e, head = model.encode(x)
         hard = model.decoder(layer.codewords(layer.tokens(z_e, head))).numpy()

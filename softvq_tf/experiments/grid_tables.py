@@ -72,10 +72,10 @@ GRID_COMPARED = (
 )
 
 
-# Columns compared with a chosen tokenizer (``reference``): every decoder input's line against its hard tokens.
+# Columns compared with a chosen tokenizer (``reference``); "nmse" and "psnr" are each line's own reconstruction.
 TOKENIZER_COMPARED = (
-    ("NMSE", "hard_test_nmse", 4),
-    ("PSNR (dB)", "hard_test_psnr", 2),
+    ("NMSE", "nmse", 4),
+    ("PSNR (dB)", "psnr", 2),
     ("token perplexity", "token_perplexity", 1),
     ("tokens in use", "tokens_in_use", 1),
     ("bits per image", "bits_per_image", 0),
@@ -99,8 +99,8 @@ def tokenizer_differences_markdown(table, reference, common=""):
     ref = reference_entry(table, common, reference)
     if ref is None or ref.get("test_nmse") is None:
         return ""
-    own = {"hard_test_nmse": "test_nmse", "hard_test_psnr": "test_psnr"}
-    theirs = lambda metric: metric if ref.get(metric) is not None else own.get(metric, metric)  # noqa: E731
+    hard = ref.get("hard_test_nmse") is not None  # else its usual decoder input is its token grid
+    ref_metric = {"nmse": "hard_test_nmse" if hard else "test_nmse", "psnr": "hard_test_psnr" if hard else "test_psnr"}
     lines = [
         f"Difference to {display_name(ref, common)} decoded from its hard tokens (each line minus it; mean over "
         "seeds, 95% Welch interval; * where the interval excludes 0):",
@@ -113,9 +113,10 @@ def tokenizer_differences_markdown(table, reference, common=""):
         if e is ref:
             continue
         cells = []
+        line_metric = {"nmse": nmse, "psnr": psnr}
         for _, metric, digits in TOKENIZER_COMPARED:
-            mine = {"hard_test_nmse": nmse, "hard_test_psnr": psnr}.get(metric, metric)
-            cell = _interval_cell(e.get(mine + "_values", []), ref.get(theirs(metric) + "_values", []), digits)
+            mine, theirs = line_metric.get(metric, metric), ref_metric.get(metric, metric)
+            cell = _interval_cell(e.get(mine + "_values", []), ref.get(theirs + "_values", []), digits)
             intervals += cell is not None
             cells.append(cell or "-")
         lines.append(f"| {display_name(e, common)} | {e['n']} | {reads} | " + " | ".join(cells) + " |")
