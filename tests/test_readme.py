@@ -30,7 +30,10 @@ def _section(text, heading):
 ROOT = README.parent
 RESULT_SECTIONS = {
     ("README.md", "## The headline result"): ["results/fashion_mnist.md"],
-    ("README.md", "## Soft VQ on a grid of codes"): ["results/conv_grid_fashion_mnist.md"],
+    ("README.md", "## Soft VQ on a grid of codes"): [
+        "results/conv_grid_fashion_mnist.md",
+        "results/conv_grid_fashion_mnist_soft_to_hard_2.md",
+    ],
     ("docs/reports/reproduction.md", "## Figure 4: t-SNE maps of the six latents"): [
         "results/figures/figure4_fashion_mnist.md"
     ],
@@ -118,3 +121,32 @@ def test_the_site_home_page_shows_the_readme_quick_start_lines():
     quick_start = re.search(r"## Quick start\n\n```\n(.*?)```", README.read_text(), flags=re.S).group(1)
     home = (ROOT / "docs" / "index.md").read_text()
     assert len(quick_start.strip().splitlines()) == 2 and quick_start in home
+
+
+# Report sections whose tables gather rows from several results files under plain labels: every number in their
+# tables is still a cell of a table in a results file the section links to.
+GATHERED_SECTIONS = [("docs/reports/grid-of-codes.md", "## Soft to hard (0.4.0)")]
+
+
+@pytest.mark.parametrize("page, heading", GATHERED_SECTIONS, ids=lambda key: str(key))
+def test_gathered_tables_quote_numbers_from_the_files_they_link(page, heading):
+    section = _section((ROOT / page).read_text(), heading)
+    linked = sorted(set(re.findall(r"\.\./(results/[\w./-]+\.md)", section)))
+    assert linked, f"{heading!r} links no results file"
+    quoted = {
+        cell
+        for name in linked
+        for _, rows in _markdown_tables((ROOT / name).read_text())
+        for row in rows
+        for cell in row
+    }
+    numbers = [
+        cell.replace("**", "")
+        for _, rows in _markdown_tables(section)
+        for row in rows
+        for cell in row[1:]
+        if re.search(r"\d", cell)
+    ]
+    assert numbers, f"{heading!r} has no table"
+    typed = sorted({cell for cell in numbers if cell not in quoted})
+    assert not typed, f"numbers in {page} {heading!r} found in no table of {linked}: {typed}"
